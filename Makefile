@@ -1,0 +1,36 @@
+# Two commands for a fresh machine (Python 3.10+):
+#   make demo   set up .venv and run the demo
+#   make test   set up .venv (and the optional renderers) and run the whole test suite
+PYTHON ?= python3
+VENV   := .venv
+PY     := $(VENV)/bin/python
+STAMP  := $(VENV)/.installed
+
+.PHONY: demo test bench lint system-deps clean
+
+$(STAMP): pyproject.toml
+	$(PYTHON) -m venv $(VENV)
+	$(PY) -m pip install --quiet --upgrade pip
+	$(PY) -m pip install --quiet -e ".[viz,test,tutorials,dev]"
+	touch $(STAMP)
+
+demo: $(STAMP)
+	$(PY) -m tinygrad_mb.demo
+
+test: $(STAMP) system-deps
+	$(PY) -m pytest
+
+# The Graphviz `dot` program and headless Chromium, so the suite exercises both renderers
+# and the HTML stepper; installed only where apt-get and root are available.
+system-deps:
+	bash scripts/install-system-deps.sh
+
+bench: $(STAMP)
+	$(PY) -m benchmarks
+
+lint: $(STAMP)
+	$(VENV)/bin/ruff check tinygrad_mb viz tests benchmarks
+	$(VENV)/bin/mypy tinygrad_mb
+
+clean:
+	rm -rf $(VENV) .pytest_cache .hypothesis gallery

@@ -1,0 +1,25 @@
+"""tinygrad_mb: a small reverse-mode autograd engine that teaches what gets averaged in
+mini-batch gradient descent.
+
+    import tinygrad_mb as tg
+    from tinygrad_mb import Tensor, no_grad, gradcheck, nn, optim
+"""
+
+from . import data, nn, optim
+from .gradcheck import GradcheckError, gradcheck
+from .tensor import Tensor, is_grad_enabled, no_grad, tensor, topological_order, unbroadcast
+
+__all__ = [
+    "GradcheckError",
+    "Tensor",
+    "data",
+    "gradcheck",
+    "is_grad_enabled",
+    "nn",
+    "no_grad",
+    "optim",
+    "tensor",
+    "topological_order",
+    "unbroadcast",
+]
+__version__ = "0.1.0"

@@ -1,0 +1,296 @@
+"""Layers and losses built from Tensor operations.
+
+A ``Module`` holds parameters (tensors with ``requires_grad=True``) and maps inputs to
+outputs in ``forward``. Parameters are found by looking through the module's attributes
+in the order they were assigned, so ``Linear`` yields its weight then its bias and a
+network yields its layers in order (the same order as PyTorch).
+
+Shapes follow the mathematics ``h @ W + b``: a batch is a matrix with one row per
+sample, and ``Linear``'s weight has shape (in_features, out_features).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from typing import Any
+
+import numpy as np
+
+from .tensor import ArrayLike, Tensor, shape_str
+
+Rng = np.random.Generator | int | None
+
+
+def _generator(rng: Rng) -> np.random.Generator:
+    return rng if isinstance(rng, np.random.Generator) else np.random.default_rng(rng)
+
+
+class Module:
+    """Base class: subclasses set parameters and child modules as attributes and define forward."""
+
+    def forward(self, *args: Any) -> Tensor:
+        raise NotImplementedError(f"{type(self).__name__} must define forward()")
+
+    def __call__(self, *args: Any) -> Tensor:
+        return self.forward(*args)
+
+    def named_parameters(self, prefix: str = "") -> Iterator[tuple[str, Tensor]]:
+        """(dotted name, parameter) pairs, in the order the attributes were assigned."""
+        seen: set[int] = set()
+        for name, p in self._walk(prefix):
+            if id(p) not in seen:  # a parameter shared by two layers is listed once
+                seen.add(id(p))
+                yield name, p
+
+    def _walk(self, prefix: str) -> Iterator[tuple[str, Tensor]]:
+        for attr, value in vars(self).items():
+            yield from _parameters_in(value, prefix + attr)
+
+    def parameters(self) -> list[Tensor]:
+        """The trainable tensors, layer by layer, weight before bias."""
+        return [p for _, p in self.named_parameters()]
+
+    def zero_grad(self) -> None:
+        for p in self.parameters():
+            p.grad = None
+
+    def state_dict(self) -> dict[str, np.ndarray]:
+        """A copy of every parameter's values, keyed by its dotted name."""
+        return {name: p.data.copy() for name, p in self.named_parameters()}
+
+    def load_state_dict(self, state: dict[str, ArrayLike]) -> None:
+        """Copy values into the parameters; checks every name and shape before changing any."""
+        params = dict(self.named_parameters())
+        missing = sorted(set(params) - set(state))
+        unexpected = sorted(set(state) - set(params))
+        if missing or unexpected:
+            raise KeyError(
+                f"load_state_dict: names do not match the model (missing: {missing}, "
+                f"unexpected: {unexpected}); was the state saved from a model of another architecture?"
+            )
+        arrays = {}
+        for name, p in params.items():
+            value = np.asarray(state[name])
+            if value.shape != p.shape:
+                raise ValueError(
+                    f"load_state_dict: shape mismatch for {name!r}: the state has "
+                    f"{shape_str(value.shape)}, the model has {shape_str(p.shape)}; "
+                    f"build the model with the same layer sizes as the saved one."
+                )
+            arrays[name] = value
+        for name, p in params.items():
+            p.data = arrays[name].astype(p.dtype, copy=True)
+
+    def __repr__(self) -> str:
+        return f"{type(self).__name__}()"
+
+
+def _parameters_in(value: Any, name: str) -> Iterator[tuple[str, Tensor]]:
+    if isinstance(value, Tensor):
+        if value.requires_grad:
+            yield name, value
+    elif isinstance(value, Module):
+        yield from value._walk(name + ".")
+    elif isinstance(value, (list, tuple)):
+        for i, item in enumerate(value):
+            yield from _parameters_in(item, f"{name}.{i}")
+    elif isinstance(value, dict):
+        for key, item in value.items():
+            yield from _parameters_in(item, f"{name}.{key}")
+
+
+class Linear(Module):
+    """An affine map ``x @ weight + bias``.
+
+    Args:
+        in_features, out_features: sizes of each input and output row.
+        bias: whether to add a bias.
+        rng: a numpy Generator or seed, for reproducible initial weights.
+        dtype: float64 (default) or float32.
+
+    Weights start uniform in ±1/sqrt(in_features) (as PyTorch's default), which keeps
+    the output's scale close to the input's; the bias starts in the same range.
+    """
+
+    def __init__(self, in_features: int, out_features: int, bias: bool = True,
+                 rng: Rng = None, dtype: Any = np.float64):
+        if in_features < 1 or out_features < 1:
+            raise ValueError(
+                f"Linear: sizes must be positive, got in_features={in_features}, "
+                f"out_features={out_features}"
+            )
+        gen = _generator(rng)
+        bound = 1.0 / np.sqrt(in_features)
+        self.in_features, self.out_features = in_features, out_features
+        self.weight = Tensor(gen.uniform(-bound, bound, (in_features, out_features)).astype(dtype),
+                             requires_grad=True, name="W")
+        self.bias = (Tensor(gen.uniform(-bound, bound, (out_features,)).astype(dtype),
+                            requires_grad=True, name="b") if bias else None)
+
+    def forward(self, x: Tensor) -> Tensor:
+        if x.shape[-1:] != (self.in_features,):
+            raise ValueError(
+                f"Linear: expected inputs with {self.in_features} features in the last axis, got "
+                f"shape {shape_str(x.shape)}; a batch is (batch_size, {self.in_features})."
+            )
+        out = x @ self.weight
+        return out + self.bias if self.bias is not None else out
+
+    def __repr__(self) -> str:
+        return f"Linear({self.in_features}, {self.out_features}, bias={self.bias is not None})"
+
+
+class Tanh(Module):
+    def forward(self, x: Tensor) -> Tensor:
+        return x.tanh()
+
+
+class ReLU(Module):
+    def forward(self, x: Tensor) -> Tensor:
+        return x.relu()
+
+
+class Sigmoid(Module):
+    def forward(self, x: Tensor) -> Tensor:
+        return x.sigmoid()
+
+
+ACTIVATIONS: dict[str, type[Module]] = {"tanh": Tanh, "relu": ReLU, "sigmoid": Sigmoid}
+
+
+class Sequential(Module):
+    """Applies its modules one after the other."""
+
+    def __init__(self, *modules: Module):
+        self.layers = list(modules)
+
+    def forward(self, x: Tensor) -> Tensor:
+        for layer in self.layers:
+            x = layer(x)
+        return x
+
+    def __getitem__(self, i: int) -> Module:
+        return self.layers[i]
+
+    def __len__(self) -> int:
+        return len(self.layers)
+
+    def __iter__(self) -> Iterator[Module]:
+        return iter(self.layers)
+
+    def __repr__(self) -> str:
+        inner = ", ".join(repr(m) for m in self.layers)
+        return f"{type(self).__name__}({inner})"
+
+
+class MLP(Sequential):
+    """A multilayer perceptron: Linear layers with an activation between them (none after the last).
+
+    Args:
+        sizes: layer widths from input to output, e.g. [2, 16, 16, 1].
+        activation: "tanh", "relu" or "sigmoid".
+        rng: a numpy Generator or seed for the initial weights.
+
+    Parameters are named W1, b1, W2, b2, ... in graph pictures.
+    """
+
+    def __init__(self, sizes: list[int], activation: str = "tanh", rng: Rng = None,
+                 dtype: Any = np.float64):
+        if len(sizes) < 2:
+            raise ValueError(f"MLP: sizes needs an input and an output size, got {list(sizes)}")
+        if activation not in ACTIVATIONS:
+            raise ValueError(f"MLP: unknown activation {activation!r}; choose one of {sorted(ACTIVATIONS)}")
+        gen = _generator(rng)
+        layers: list[Module] = []
+        for i, (n_in, n_out) in enumerate(zip(sizes[:-1], sizes[1:]), start=1):
+            linear = Linear(n_in, n_out, rng=gen, dtype=dtype)
+            linear.weight.name, linear.bias.name = f"W{i}", f"b{i}"  # type: ignore[union-attr]
+            layers.append(linear)
+            if i < len(sizes) - 1:
+                layers.append(ACTIVATIONS[activation]())
+        super().__init__(*layers)
+        self.sizes, self.activation = list(sizes), activation
+
+    def __repr__(self) -> str:
+        return f"MLP({self.sizes}, activation={self.activation!r})"
+
+
+# ------------------------------------------------------------------------------ losses
+REDUCTIONS = ("mean", "sum", "none")
+
+
+def _reduce(per_sample: Tensor, reduction: str, op: str) -> Tensor:
+    if reduction == "mean":
+        return per_sample.mean()
+    if reduction == "sum":
+        return per_sample.sum()
+    if reduction == "none":
+        return per_sample
+    raise ValueError(f"{op}: unknown reduction {reduction!r}; choose one of {list(REDUCTIONS)}")
+
+
+def mse_loss(pred: Tensor, target: ArrayLike, reduction: str = "mean") -> Tensor:
+    """Squared error. Sample i's loss is the mean over its outputs of (pred - target)².
+
+    Args:
+        pred: predictions, shape (B,) or (B, D).
+        target: the same shape as ``pred`` (never broadcast: a (B, 1) prediction against a
+            (B,) target would silently compare every prediction with every target).
+        reduction: "mean" averages the B sample losses, "sum" adds them, "none" returns them
+            (shape (B,)). So "sum" is exactly B times "mean".
+    """
+    if reduction not in REDUCTIONS:
+        raise ValueError(f"mse_loss: unknown reduction {reduction!r}; choose one of {list(REDUCTIONS)}")
+    target = target if isinstance(target, Tensor) else Tensor(target)
+    if pred.shape != target.shape:
+        raise ValueError(
+            f"mse_loss: pred has shape {shape_str(pred.shape)} but target has shape "
+            f"{shape_str(target.shape)}; they must match (e.g. y.reshape(-1, 1) for a (B, 1) prediction)."
+        )
+    sq = (pred - target) ** 2
+    per_sample = sq.mean(axis=tuple(range(1, sq.ndim))) if sq.ndim > 1 else sq
+    return _reduce(per_sample, reduction, "mse_loss")
+
+
+def class_labels(labels: ArrayLike, num_classes: int, batch: int, op: str) -> np.ndarray:
+    """Validate class ids: integers in [0, num_classes), one per sample."""
+    raw = labels.data if isinstance(labels, Tensor) else np.asarray(labels)
+    if raw.dtype.kind not in "iuf" or (raw.dtype.kind == "f" and not np.all(raw == np.round(raw))):
+        raise TypeError(
+            f"{op}: labels must be integer class ids, got dtype {raw.dtype}"
+            + (f" with values like {raw.ravel()[:3].tolist()}" if raw.size else "")
+            + "; for one-hot targets pass targets.argmax(axis=1)."
+        )
+    if raw.shape != (batch,):
+        raise ValueError(
+            f"{op}: labels have shape {shape_str(raw.shape)} but the logits hold {batch} samples; "
+            f"pass one class id per sample, shape ({batch},)."
+        )
+    ids = raw.astype(np.intp)
+    bad = (ids < 0) | (ids >= num_classes)
+    if bad.any():
+        raise ValueError(
+            f"{op}: label {ids[bad][0]} is out of range for {num_classes} classes; "
+            f"class ids run from 0 to {num_classes - 1}."
+        )
+    return ids
+
+
+def cross_entropy(logits: Tensor, labels: ArrayLike, reduction: str = "mean") -> Tensor:
+    """Softmax cross-entropy. Sample i's loss is -log softmax(logits_i)[labels_i].
+
+    Args:
+        logits: unnormalised scores, shape (B, C).
+        labels: integer class ids in [0, C), shape (B,).
+        reduction: "mean", "sum" or "none" over the B samples.
+    """
+    if reduction not in REDUCTIONS:
+        raise ValueError(f"cross_entropy: unknown reduction {reduction!r}; choose one of {list(REDUCTIONS)}")
+    if logits.ndim != 2:
+        raise ValueError(
+            f"cross_entropy: logits must have shape (batch, classes), got {shape_str(logits.shape)}"
+        )
+    batch, num_classes = logits.shape
+    ids = class_labels(labels, num_classes, batch, "cross_entropy")
+    per_sample = -logits.log_softmax(axis=1)[np.arange(batch), ids]
+    return _reduce(per_sample, reduction, "cross_entropy")

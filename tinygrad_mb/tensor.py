@@ -1,0 +1,587 @@
+"""The Tensor: a numpy array that records how it was computed, and reverse-mode autodiff.
+
+Every operation below computes its result and, right beside it, a small ``backward``
+function: given the gradient of the final output with respect to this result (``g``),
+it returns the gradient with respect to each input. That is the chain rule, applied
+at the exact place the operation happens.
+
+``Tensor.backward`` then visits the recorded graph from the output back to the leaves,
+in an order where every node is processed only after everything that depends on it
+(a reverse topological order), so each node's gradient is complete before it is
+passed on. The order is computed with an explicit stack, so a chain of 100,000
+operations backpropagates without hitting Python's recursion limit.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterator, Sequence
+from contextlib import contextmanager
+from typing import Any, Union
+
+import numpy as np
+
+ArrayLike = Union["Tensor", np.ndarray, float, int, Sequence[Any]]
+Backward = Callable[[np.ndarray], tuple[Any, ...]]
+
+_grad_enabled = True
+
+
+@contextmanager
+def no_grad() -> Iterator[None]:
+    """Inside this block operations record no graph (use it for evaluation and updates)."""
+    global _grad_enabled
+    previous, _grad_enabled = _grad_enabled, False
+    try:
+        yield
+    finally:
+        _grad_enabled = previous
+
+
+def is_grad_enabled() -> bool:
+    """True unless inside ``no_grad()``."""
+    return _grad_enabled
+
+
+def shape_str(shape: tuple[int, ...]) -> str:
+    """A shape as a Python tuple, the way error messages print it: (3,), (2, 3)."""
+    return str(tuple(int(n) for n in shape))
+
+
+def unbroadcast(grad: np.ndarray, shape: tuple[int, ...]) -> np.ndarray:
+    """Reduce a gradient of a broadcast result back to the operand's ``shape``.
+
+    Broadcasting copies an operand along new leading axes and along axes of size 1.
+    Each copy receives its own share of the upstream gradient, so the operand's
+    gradient is the *sum* over the copies: sum away the added leading axes, then sum
+    (keeping the axis) wherever the operand had size 1.
+    """
+    if grad.shape == shape:
+        return grad
+    extra = grad.ndim - len(shape)
+    if extra > 0:
+        grad = grad.sum(axis=tuple(range(extra)))
+    stretched = tuple(i for i, n in enumerate(shape) if n == 1 and grad.shape[i] != 1)
+    if stretched:
+        grad = grad.sum(axis=stretched, keepdims=True)
+    return grad
+
+
+def _as_float_array(data: Any, where: str) -> np.ndarray:
+    """Convert user data to a float array: float32 stays float32, everything else float64."""
+    try:
+        arr = np.asarray(data)
+    except (ValueError, TypeError) as exc:  # ragged nested lists, for example
+        raise TypeError(f"{where}: cannot make an array from {type(data).__name__}: {exc}") from None
+    kind = arr.dtype.kind
+    if kind == "f":
+        return arr if arr.dtype in (np.float32, np.float64) else arr.astype(np.float64)
+    if kind in "biu":
+        return arr.astype(np.float64)
+    raise TypeError(
+        f"{where}: data of dtype {arr.dtype} is not numeric; a Tensor holds real numbers "
+        f"(float64 by default, float32 when given float32). Convert the data first, "
+        f"e.g. np.asarray(values, dtype=float)."
+    )
+
+
+def _normalize_axis(axis: int | tuple[int, ...] | None, ndim: int, op: str) -> tuple[int, ...]:
+    """Axis argument as a sorted tuple of non-negative axes (all axes for None)."""
+    if axis is None:
+        return tuple(range(ndim))
+    axes = (axis,) if isinstance(axis, (int, np.integer)) else tuple(axis)
+    out = []
+    for a in axes:
+        if not -ndim <= a < max(ndim, 1):
+            raise ValueError(f"{op}: axis {a} is out of range for a tensor with {ndim} dimensions")
+        out.append(int(a) % max(ndim, 1))
+    return tuple(sorted(set(out)))
+
+
+def _expand_reduced(g: np.ndarray, axes: tuple[int, ...], keepdims: bool) -> np.ndarray:
+    """Put back the reduced axes (as size 1) so ``g`` broadcasts against the input."""
+    return g if keepdims else np.expand_dims(g, axes)
+
+
+class Tensor:
+    """An n-dimensional array of float64 (or float32) that can record its computation graph.
+
+    Args:
+        data: numbers, nested lists or a numpy array. Integers and booleans become
+            float64; float32 arrays stay float32.
+        requires_grad: whether gradients with respect to this tensor are wanted
+            (parameters: True; data: False).
+        name: optional label, shown in error messages and graph pictures.
+
+    Attributes:
+        data: the values, a numpy array.
+        grad: the accumulated gradient, an array of ``data``'s shape, or None before
+            any backward pass reaches this tensor.
+    """
+
+    __slots__ = ("data", "grad", "requires_grad", "name", "_prev", "_op", "_backward", "__weakref__")
+    # Make numpy hand `array + tensor` to Tensor.__radd__ instead of looping over the array.
+    __array_ufunc__ = None
+
+    def __init__(self, data: ArrayLike, requires_grad: bool = False, name: str | None = None):
+        if isinstance(data, Tensor):
+            data = data.data
+        self.data: np.ndarray = _as_float_array(data, "Tensor")
+        self.grad: np.ndarray | None = None
+        self.requires_grad = bool(requires_grad)
+        self.name = name
+        self._prev: tuple[Tensor, ...] = ()
+        self._op = ""
+        self._backward: Backward | None = None
+
+    # ---------------------------------------------------------------- graph recording
+    @staticmethod
+    def _result(data: np.ndarray, parents: tuple[Tensor, ...], op: str, backward: Backward) -> Tensor:
+        """Wrap an op's output; record the graph only if some input needs a gradient."""
+        out = Tensor.__new__(Tensor)
+        out.data = data
+        out.grad = None
+        out.name = None
+        out._op = op
+        if _grad_enabled and any(p.requires_grad for p in parents):
+            out.requires_grad = True
+            out._prev = parents
+            out._backward = backward
+        else:
+            out.requires_grad = False
+            out._prev = ()
+            out._backward = None
+        return out
+
+    # ---------------------------------------------------------------- properties
+    @property
+    def shape(self) -> tuple[int, ...]:
+        return self.data.shape
+
+    @property
+    def ndim(self) -> int:
+        return self.data.ndim
+
+    @property
+    def size(self) -> int:
+        return self.data.size
+
+    @property
+    def dtype(self) -> np.dtype:
+        return self.data.dtype
+
+    @property
+    def op(self) -> str:
+        """The operation that produced this tensor ("" for a leaf)."""
+        return self._op
+
+    @property
+    def parents(self) -> tuple[Tensor, ...]:
+        """The tensors this one was computed from (empty for leaves and under no_grad)."""
+        return self._prev
+
+    @property
+    def is_leaf(self) -> bool:
+        return not self._prev
+
+    def __len__(self) -> int:
+        return len(self.data)
+
+    def __repr__(self) -> str:
+        extras = ""
+        if self.name:
+            extras += f", name={self.name!r}"
+        if self.requires_grad:
+            extras += ", requires_grad=True"
+        if self._op:
+            extras += f", op={self._op!r}"
+        body = np.array2string(self.data, precision=4, threshold=20, separator=", ")
+        return f"Tensor({body}{extras})"
+
+    def numpy(self) -> np.ndarray:
+        """The values as a numpy array (the same array; copy it before changing it)."""
+        return self.data
+
+    def item(self) -> float:
+        """The value of a single-element tensor as a Python float."""
+        if self.data.size != 1:
+            raise ValueError(
+                f"item: only a single-element tensor has one value; this one has shape "
+                f"{shape_str(self.shape)}. Reduce it first, e.g. .sum() or .mean()."
+            )
+        return float(self.data.reshape(()))
+
+    def detach(self) -> Tensor:
+        """A new leaf sharing this tensor's values, cut off from the graph."""
+        return Tensor(self.data, requires_grad=False, name=self.name)
+
+    def zero_grad(self) -> None:
+        """Forget the accumulated gradient (backward calls add to .grad until this)."""
+        self.grad = None
+
+    # ---------------------------------------------------------------- backward pass
+    def backward(self, grad: ArrayLike | None = None) -> None:
+        """Backpropagate from this tensor, *adding* d(self)/d(node) into every node's .grad.
+
+        Args:
+            grad: the gradient of some final scalar with respect to this tensor, of this
+                tensor's shape. May be omitted only when this tensor has one element
+                (then it is 1: the derivative of the tensor with respect to itself).
+        """
+        if not self.requires_grad:
+            raise RuntimeError(
+                "backward: this tensor does not require grad, so no graph was recorded for it. "
+                "Create the parameters with requires_grad=True (and compute outside no_grad())."
+            )
+        if grad is None:
+            if self.data.size != 1:
+                raise RuntimeError(
+                    f"backward: grad can be omitted only for a single-element tensor; this one has "
+                    f"shape {shape_str(self.shape)}. Reduce it to a scalar first (e.g. .mean()) "
+                    f"or pass grad= an array of shape {shape_str(self.shape)}."
+                )
+            seed = np.ones_like(self.data)
+        else:
+            seed = _as_float_array(grad.data if isinstance(grad, Tensor) else grad, "backward")
+            if seed.shape != self.shape:
+                raise ValueError(
+                    f"backward: grad has shape {shape_str(seed.shape)} but the tensor has shape "
+                    f"{shape_str(self.shape)}; they must match."
+                )
+            seed = seed.astype(self.dtype, copy=False)
+
+        # Gradients of this pass are gathered here and only then added into .grad, so a
+        # second backward call adds its own contribution instead of re-sending the first.
+        pending: dict[Tensor, np.ndarray] = {self: seed}
+        for node in reversed(topological_order(self)):
+            g = pending.pop(node, None)
+            if g is None:
+                continue
+            node.grad = g if node.grad is None else node.grad + g
+            if node._backward is None:
+                continue
+            for parent, pg in zip(node._prev, node._backward(g)):
+                if pg is None or not parent.requires_grad:
+                    continue
+                if pg.dtype != parent.data.dtype:
+                    pg = pg.astype(parent.data.dtype)
+                pending[parent] = pg if parent not in pending else pending[parent] + pg
+
+    # ---------------------------------------------------------------- elementwise binary ops
+    def _binary(self, other: ArrayLike, op: str, fn: Callable[[np.ndarray, np.ndarray], np.ndarray]):
+        other = other if isinstance(other, Tensor) else Tensor(other)
+        try:
+            data = fn(self.data, other.data)
+        except ValueError:
+            raise ValueError(
+                f"{op}: cannot broadcast shapes {shape_str(self.shape)} and {shape_str(other.shape)}; "
+                f"each axis must be equal or 1 (align from the right, or reshape one operand)."
+            ) from None
+        return other, data
+
+    def __add__(self, other: ArrayLike) -> Tensor:
+        other, data = self._binary(other, "add", np.add)
+        a_shape, b_shape = self.shape, other.shape
+
+        def backward(g):
+            return unbroadcast(g, a_shape), unbroadcast(g, b_shape)
+
+        return Tensor._result(data, (self, other), "add", backward)
+
+    def __sub__(self, other: ArrayLike) -> Tensor:
+        other, data = self._binary(other, "sub", np.subtract)
+        a_shape, b_shape = self.shape, other.shape
+
+        def backward(g):
+            return unbroadcast(g, a_shape), unbroadcast(-g, b_shape)
+
+        return Tensor._result(data, (self, other), "sub", backward)
+
+    def __mul__(self, other: ArrayLike) -> Tensor:
+        other, data = self._binary(other, "mul", np.multiply)
+        a, b = self.data, other.data
+        need_a, need_b = self.requires_grad, other.requires_grad
+
+        def backward(g):
+            # d(a*b)/da = b and d(a*b)/db = a
+            return (unbroadcast(g * b, a.shape) if need_a else None,
+                    unbroadcast(g * a, b.shape) if need_b else None)
+
+        return Tensor._result(data, (self, other), "mul", backward)
+
+    def __truediv__(self, other: ArrayLike) -> Tensor:
+        other, data = self._binary(other, "div", np.divide)
+        a, b = self.data, other.data
+        need_a, need_b = self.requires_grad, other.requires_grad
+
+        def backward(g):
+            # d(a/b)/da = 1/b and d(a/b)/db = -a/b^2
+            return (unbroadcast(g / b, a.shape) if need_a else None,
+                    unbroadcast(-g * a / (b * b), b.shape) if need_b else None)
+
+        return Tensor._result(data, (self, other), "div", backward)
+
+    def __pow__(self, exponent: float) -> Tensor:
+        if isinstance(exponent, Tensor) or np.ndim(exponent) != 0:
+            raise TypeError(
+                "pow: the exponent must be a Python or numpy number (x ** 2, x ** 0.5); "
+                "for a tensor exponent write (x.log() * e).exp()."
+            )
+        p = float(exponent)
+        x = self.data
+        data = x**p
+
+        def backward(g):
+            # d(x^p)/dx = p * x^(p-1)
+            return (g * p * x ** (p - 1),)
+
+        return Tensor._result(data, (self,), f"pow {p:g}", backward)
+
+    def __neg__(self) -> Tensor:
+        return Tensor._result(-self.data, (self,), "neg", lambda g: (-g,))
+
+    # Python numbers and numpy arrays on the left-hand side.
+    def __radd__(self, other: ArrayLike) -> Tensor:
+        return Tensor(other) + self
+
+    def __rsub__(self, other: ArrayLike) -> Tensor:
+        return Tensor(other) - self
+
+    def __rmul__(self, other: ArrayLike) -> Tensor:
+        return Tensor(other) * self
+
+    def __rtruediv__(self, other: ArrayLike) -> Tensor:
+        return Tensor(other) / self
+
+    def __rpow__(self, base: float) -> Tensor:
+        # base ** x = exp(x * log(base)), defined for a positive number base
+        if np.ndim(base) != 0 or not base > 0:
+            raise ValueError(f"pow: a number raised to a tensor needs a positive base, got {base!r}")
+        return (self * float(np.log(base))).exp()
+
+    # ---------------------------------------------------------------- matrix product
+    def __matmul__(self, other: ArrayLike) -> Tensor:
+        other = other if isinstance(other, Tensor) else Tensor(other)
+        a, b = self.data, other.data
+        if a.ndim == 0 or b.ndim == 0 or a.shape[-1] != b.shape[-2 if b.ndim > 1 else 0]:
+            raise ValueError(
+                f"matmul: cannot multiply {shape_str(a.shape)} by {shape_str(b.shape)}; the last axis "
+                f"of the left operand must equal the {'first' if b.ndim == 1 else 'second-to-last'} "
+                f"axis of the right one (transpose an operand with .T?)"
+            )
+        try:
+            data = a @ b
+        except ValueError:
+            raise ValueError(
+                f"matmul: cannot multiply {shape_str(a.shape)} by {shape_str(b.shape)}; "
+                f"their batch axes do not broadcast"
+            ) from None
+        need_a, need_b = self.requires_grad, other.requires_grad
+
+        def backward(g):
+            # For matrices, C = A @ B gives dA = G @ B^T and dB = A^T @ G. Vectors are treated
+            # as a matrix with one row (left) or one column (right), then the axis is dropped.
+            A = a[None, :] if a.ndim == 1 else a
+            B = b[:, None] if b.ndim == 1 else b
+            G = g
+            if a.ndim == 1:
+                G = np.expand_dims(G, -2)
+            if b.ndim == 1:
+                G = np.expand_dims(G, -1)
+            ga = gb = None
+            if need_a:
+                ga = G @ np.swapaxes(B, -1, -2)
+                ga = unbroadcast(ga, A.shape).reshape(a.shape)
+            if need_b:
+                gb = np.swapaxes(A, -1, -2) @ G
+                gb = unbroadcast(gb, B.shape).reshape(b.shape)
+            return ga, gb
+
+        return Tensor._result(data, (self, other), "matmul", backward)
+
+    def __rmatmul__(self, other: ArrayLike) -> Tensor:
+        return Tensor(other) @ self
+
+    # ---------------------------------------------------------------- elementwise unary ops
+    def exp(self) -> Tensor:
+        y = np.exp(self.data)
+        return Tensor._result(y, (self,), "exp", lambda g: (g * y,))  # (e^x)' = e^x
+
+    def log(self) -> Tensor:
+        x = self.data
+        return Tensor._result(np.log(x), (self,), "log", lambda g: (g / x,))  # (ln x)' = 1/x
+
+    def sqrt(self) -> Tensor:
+        y = np.sqrt(self.data)
+        return Tensor._result(y, (self,), "sqrt", lambda g: (g / (2 * y),))  # (√x)' = 1/(2√x)
+
+    def abs(self) -> Tensor:
+        s = np.sign(self.data)  # the subgradient 0 is used at x = 0
+        return Tensor._result(np.abs(self.data), (self,), "abs", lambda g: (g * s,))
+
+    def tanh(self) -> Tensor:
+        y = np.tanh(self.data)
+        return Tensor._result(y, (self,), "tanh", lambda g: (g * (1 - y * y),))  # 1 - tanh²
+
+    def sigmoid(self) -> Tensor:
+        # 1/(1+e^-x) overflows e^-x for x << 0, so there use the equal form e^x/(1+e^x).
+        x = self.data
+        z = np.exp(-np.abs(x))  # in (0, 1]: never overflows
+        y = np.where(x >= 0, 1 / (1 + z), z / (1 + z))
+        return Tensor._result(y, (self,), "sigmoid", lambda g: (g * y * (1 - y),))  # σ(1-σ)
+
+    def relu(self) -> Tensor:
+        mask = self.data > 0  # the subgradient 0 is used at x = 0
+        return Tensor._result(np.maximum(self.data, 0), (self,), "relu", lambda g: (g * mask,))
+
+    # ---------------------------------------------------------------- reductions
+    def sum(self, axis: int | tuple[int, ...] | None = None, keepdims: bool = False) -> Tensor:
+        axes = _normalize_axis(axis, self.ndim, "sum")
+        shape = self.shape
+
+        def backward(g):
+            # every summed element receives the whole upstream gradient
+            return (np.broadcast_to(_expand_reduced(g, axes, keepdims), shape),)
+
+        return Tensor._result(self.data.sum(axis=axes, keepdims=keepdims), (self,), "sum", backward)
+
+    def mean(self, axis: int | tuple[int, ...] | None = None, keepdims: bool = False) -> Tensor:
+        axes = _normalize_axis(axis, self.ndim, "mean")
+        shape = self.shape
+        count = int(np.prod([shape[a] for a in axes]))
+
+        def backward(g):
+            # mean = sum / count, so each element receives 1/count of the upstream gradient
+            return (np.broadcast_to(_expand_reduced(g, axes, keepdims) / count, shape),)
+
+        return Tensor._result(self.data.mean(axis=axes, keepdims=keepdims), (self,), "mean", backward)
+
+    def max(self, axis: int | tuple[int, ...] | None = None, keepdims: bool = False) -> Tensor:
+        axes = _normalize_axis(axis, self.ndim, "max")
+        x = self.data
+        m = x.max(axis=axes, keepdims=True)
+
+        def backward(g):
+            # The gradient flows to the maximal element; ties share it equally.
+            hit = x == m
+            share = hit / hit.sum(axis=axes, keepdims=True)
+            return (share * _expand_reduced(g, axes, keepdims),)
+
+        data = m if keepdims else np.squeeze(m, axis=axes)
+        return Tensor._result(data, (self,), "max", backward)
+
+    # ---------------------------------------------------------------- shape ops
+    def reshape(self, *shape: int | Sequence[int]) -> Tensor:
+        new_shape = tuple(shape[0]) if len(shape) == 1 and not isinstance(shape[0], int) else shape
+        old = self.shape
+        try:
+            data = self.data.reshape(new_shape)
+        except ValueError:
+            raise ValueError(
+                f"reshape: cannot reshape {shape_str(old)} ({self.size} elements) into {new_shape}"
+            ) from None
+        return Tensor._result(data, (self,), "reshape", lambda g: (g.reshape(old),))
+
+    def transpose(self, *axes: int) -> Tensor:
+        if len(axes) == 1 and not isinstance(axes[0], int):
+            axes = tuple(axes[0])
+        perm = tuple(axes) if axes else tuple(reversed(range(self.ndim)))
+        if sorted(a % max(self.ndim, 1) for a in perm) != list(range(self.ndim)):
+            raise ValueError(
+                f"transpose: axes {perm} are not a permutation of the {self.ndim} axes of "
+                f"a tensor of shape {shape_str(self.shape)}"
+            )
+        inverse = tuple(np.argsort(perm))
+        data = self.data.transpose(perm)
+        return Tensor._result(data, (self,), "transpose", lambda g: (g.transpose(inverse),))
+
+    @property
+    def T(self) -> Tensor:
+        return self.transpose()
+
+    def __getitem__(self, index: Any) -> Tensor:
+        index = _plain_index(index)
+        try:
+            data = self.data[index]
+        except IndexError as exc:
+            raise IndexError(f"index: {exc} (tensor of shape {shape_str(self.shape)})") from None
+        shape, dtype = self.shape, self.dtype
+        fancy = _has_array(index)
+
+        def backward(g):
+            full = np.zeros(shape, dtype=dtype)
+            if fancy:
+                np.add.at(full, index, g)  # an element picked twice gets both gradients
+            else:
+                full[index] = g  # a basic index picks each element at most once
+            return (full,)
+
+        return Tensor._result(np.asarray(data), (self,), "index", backward)
+
+    # ---------------------------------------------------------------- softmax family
+    def softmax(self, axis: int = -1) -> Tensor:
+        x = self.data
+        e = np.exp(x - x.max(axis=axis, keepdims=True))  # shift: exp never overflows
+        s = e / e.sum(axis=axis, keepdims=True)
+
+        def backward(g):
+            # Jacobian-vector product of softmax: s * (g - <g, s>)
+            return (s * (g - (g * s).sum(axis=axis, keepdims=True)),)
+
+        return Tensor._result(s, (self,), "softmax", backward)
+
+    def log_softmax(self, axis: int = -1) -> Tensor:
+        x = self.data
+        shifted = x - x.max(axis=axis, keepdims=True)  # log-sum-exp trick: largest term is e^0
+        out = shifted - np.log(np.exp(shifted).sum(axis=axis, keepdims=True))
+
+        def backward(g):
+            # d log_softmax = g - softmax * sum(g)
+            return (g - np.exp(out) * g.sum(axis=axis, keepdims=True),)
+
+        return Tensor._result(out, (self,), "log_softmax", backward)
+
+
+def _plain_index(index: Any) -> Any:
+    """Replace Tensors and lists inside an index by integer numpy arrays."""
+    if isinstance(index, tuple):
+        return tuple(_plain_index(i) for i in index)
+    if isinstance(index, Tensor):
+        return index.data.astype(np.intp)
+    if isinstance(index, list):
+        return np.asarray(index)
+    return index
+
+
+def _has_array(index: Any) -> bool:
+    """Whether the index holds an integer array (which may pick one element twice)."""
+    parts = index if isinstance(index, tuple) else (index,)
+    return any(isinstance(i, np.ndarray) and i.dtype.kind in "iu" for i in parts)
+
+
+def topological_order(root: Tensor) -> list[Tensor]:
+    """Every tensor ``root`` depends on (through tensors that require grad), inputs first.
+
+    A depth-first search with an explicit stack instead of recursion: a node is emitted
+    only after all of its parents, and the stack grows on the heap, not the call stack.
+    """
+    order: list[Tensor] = []
+    visited: set[Tensor] = set()
+    stack: list[tuple[Tensor, bool]] = [(root, False)]
+    while stack:
+        node, parents_done = stack.pop()
+        if parents_done:
+            order.append(node)
+            continue
+        if node in visited:
+            continue
+        visited.add(node)
+        stack.append((node, True))
+        for parent in node._prev:
+            if parent.requires_grad and parent not in visited:
+                stack.append((parent, False))
+    return order
+
+
+def tensor(data: ArrayLike, requires_grad: bool = False, name: str | None = None) -> Tensor:
+    """Same as ``Tensor(...)``; reads naturally in expressions."""
+    return Tensor(data, requires_grad=requires_grad, name=name)
