@@ -1,0 +1,298 @@
+"""Mini-batch gradient strategies: what exactly gets averaged.
+
+For parameters θ, a batch of B samples and per-sample losses ℓ_i(θ) = ℓ(f_θ(x_i), y_i),
+the mini-batch loss is L_B(θ) = (1/B) Σ_i ℓ_i(θ). Every ℓ_i is evaluated at the *same* θ
+(the inputs x_i are constants), and the gradient is linear, so
+
+    ∇_θ L_B = (1/B) Σ_i ∇_θ ℓ_i(θ)        exactly, for any network however nonlinear.
+
+The first four strategies below compute this same gradient in different ways (equal up to
+floating-point rounding). ``naive_accumulated`` and ``error_first`` are the two classic
+mistakes, implemented so that they can be shown and refuted.
+
+Common contract. ``model`` is an ``nn.Module``; ``loss_fn(pred, target)`` returns the
+*mean* loss over the samples it is given (``nn.mse_loss``, ``nn.cross_entropy``);
+``X`` holds one sample per row and ``y`` one target per sample. Each strategy returns a
+``Gradients`` list of numpy arrays aligned with ``list(model.parameters())``, leaves the
+parameter values unchanged, and leaves each parameter's ``.grad`` equal to what it returns.
+The returned list also carries ``.loss``: the true mean loss L_B of the batch at θ.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterator, Sequence
+from contextlib import contextmanager
+from typing import Any
+
+import numpy as np
+
+from . import nn
+from .tensor import Tensor, no_grad, shape_str
+
+LossFn = Callable[[Tensor, Any], Tensor]
+
+ERROR_FIRST_VARIANTS = ("mean_input", "last_sample", "loss_as_gradient", "mean_residual")
+
+
+class Gradients(list):
+    """A list of gradient arrays (one per parameter) that also remembers the batch's mean loss."""
+
+    def __init__(self, grads: Sequence[np.ndarray], loss: float):
+        super().__init__(grads)
+        self.loss = float(loss)
+
+
+# ------------------------------------------------------------------------------ helpers
+def _check_batch(model: nn.Module, X: Any, y: Any, op: str) -> tuple[np.ndarray, np.ndarray, list[Tensor]]:
+    """Validate the inputs before anything is touched; return X, y as arrays and the parameters."""
+    X = np.asarray(X.data if isinstance(X, Tensor) else X)
+    y = np.asarray(y.data if isinstance(y, Tensor) else y)
+    if X.ndim == 0 or y.ndim == 0:
+        raise ValueError(
+            f"{op}: X and y must hold one sample per row, got shapes {shape_str(X.shape)} and "
+            f"{shape_str(y.shape)}"
+        )
+    if len(X) != len(y):
+        raise ValueError(
+            f"{op}: X holds {len(X)} samples (shape {shape_str(X.shape)}) but y holds {len(y)} "
+            f"(shape {shape_str(y.shape)}); pass one target per sample."
+        )
+    if len(X) == 0:
+        raise ValueError(f"{op}: the batch is empty; pass at least one sample.")
+    params = list(model.parameters())
+    if not params:
+        raise ValueError(f"{op}: the model has no parameters (tensors with requires_grad=True)")
+    return X, y, params
+
+
+@contextmanager
+def _fresh_grads(params: list[Tensor]) -> Iterator[None]:
+    """Clear .grad for the strategy to fill; if anything fails midway, put the old .grad back."""
+    saved = [p.grad for p in params]
+    for p in params:
+        p.grad = None
+    try:
+        yield
+    except BaseException:
+        for p, g in zip(params, saved):
+            p.grad = g
+        raise
+
+
+def _collect(params: list[Tensor], loss: float, scale: float = 1.0) -> Gradients:
+    """Scale each .grad (a parameter the loss never reached gets zeros) and return copies."""
+    for p in params:
+        g = np.zeros_like(p.data) if p.grad is None else p.grad
+        p.grad = g * scale if scale != 1.0 else g
+    return Gradients([p.grad.copy() for p in params], loss)
+
+
+def _chunks(n: int, size: int) -> list[slice]:
+    return [slice(start, min(start + size, n)) for start in range(0, n, size)]
+
+
+def _check_micro_batch(micro_batch: Any, op: str) -> int:
+    if isinstance(micro_batch, bool) or not isinstance(micro_batch, (int, np.integer)) or micro_batch < 1:
+        raise ValueError(f"{op}: micro_batch must be a whole number of samples >= 1, got {micro_batch!r}")
+    return int(micro_batch)
+
+
+# ------------------------------------------------------------------------------ strategies
+def per_sample_average(model: nn.Module, loss_fn: LossFn, X: Any, y: Any) -> Gradients:
+    """Backpropagate every sample alone and average:  g = (1/B) Σ_i ∇ℓ_i.
+
+    Each backward call *adds* ∇ℓ_i into the parameters' .grad (gradients accumulate), so the
+    running sum lives in .grad and only one sample's graph exists at a time: peak activation
+    memory is that of a single sample, whatever B is.
+    """
+    X, y, params = _check_batch(model, X, y, "per_sample_average")
+    B = len(X)
+    total = 0.0
+    with _fresh_grads(params):
+        for i in range(B):
+            loss_i = loss_fn(model(Tensor(X[i:i + 1])), y[i:i + 1])
+            loss_i.backward()
+            total += loss_i.item()
+        return _collect(params, total / B, scale=1.0 / B)
+
+
+def batched_mean(model: nn.Module, loss_fn: LossFn, X: Any, y: Any) -> Gradients:
+    """One forward of the whole batch, the mean loss L_B = (1/B) Σ_i ℓ_i, one backward.
+
+    The 1/B and the sum are nodes of the graph (the mean), so backpropagation hands each
+    sample's branch 1/B of the upstream gradient; vectorised, which is why it is fast.
+    """
+    X, y, params = _check_batch(model, X, y, "batched_mean")
+    with _fresh_grads(params):
+        loss = loss_fn(model(Tensor(X)), y)
+        loss.backward()
+        return _collect(params, loss.item())
+
+
+def accumulated(model: nn.Module, loss_fn: LossFn, X: Any, y: Any, micro_batch: int) -> Gradients:
+    """Gradient accumulation over micro-batches of at most m samples:  g = Σ_c (Σ_{i∈c} ℓ_i) / B.
+
+    Each chunk's mean loss is weighted by |c|/B before its backward pass, so the result equals
+    ``batched_mean`` for any chunk sizes, including a short last chunk. (Data-parallel training
+    is the same arithmetic with shards instead of chunks.)
+    """
+    X, y, params = _check_batch(model, X, y, "accumulated")
+    m = _check_micro_batch(micro_batch, "accumulated")
+    B = len(X)
+    total = 0.0
+    with _fresh_grads(params):
+        for c in _chunks(B, m):
+            weight = (c.stop - c.start) / B
+            chunk_loss = loss_fn(model(Tensor(X[c])), y[c]) * weight
+            chunk_loss.backward()
+            total += chunk_loss.item()
+        return _collect(params, total)
+
+
+def naive_accumulated(model: nn.Module, loss_fn: LossFn, X: Any, y: Any, micro_batch: int) -> Gradients:
+    """WRONG ON PURPOSE: the mean of the chunks' mean losses,  g = (1/K) Σ_c ∇ mean_{i∈c} ℓ_i.
+
+    This is the gradient-accumulation bug that affected major training libraries in 2024:
+    with K chunks it weights a sample of chunk c by 1/(K·|c|) instead of 1/B. It agrees with
+    ``batched_mean`` only when all chunks have the same size; a short last chunk gives its
+    samples too much weight. Kept for teaching; use ``accumulated``.
+    """
+    X, y, params = _check_batch(model, X, y, "naive_accumulated")
+    m = _check_micro_batch(micro_batch, "naive_accumulated")
+    chunks = _chunks(len(X), m)
+    total = 0.0
+    with _fresh_grads(params):
+        for c in chunks:
+            chunk_loss = loss_fn(model(Tensor(X[c])), y[c])
+            (chunk_loss / len(chunks)).backward()
+            total += chunk_loss.item() * (c.stop - c.start)
+        return _collect(params, total / len(X))
+
+
+def _per_sample_layers(model: nn.Module) -> list[nn.Module]:
+    """The model as a flat list of Linear layers and elementwise activations, or a clear error."""
+    if isinstance(model, nn.Sequential):
+        layers = [leaf for layer in model.layers for leaf in _per_sample_layers(layer)]
+    else:
+        layers = [model]
+    for layer in layers:
+        if not isinstance(layer, (nn.Linear, nn.Tanh, nn.ReLU, nn.Sigmoid)):
+            raise TypeError(
+                f"per_sample_gradients: cannot vectorise over layer {layer!r}; only Linear layers "
+                f"and elementwise activations (Tanh, ReLU, Sigmoid) are supported, because the "
+                f"formula needs samples that do not interact (batch normalisation, for one, mixes "
+                f"them). Loop instead: batched_mean(model, loss_fn, X[i:i+1], y[i:i+1]) per sample."
+            )
+    return layers
+
+
+def per_sample_gradients(model: nn.Module, loss_fn: LossFn, X: Any, y: Any) -> Gradients:
+    """The B individual gradients ∇ℓ_i stacked: one array of shape (B, *param.shape) per parameter.
+
+    Computed with one batched forward and backward, no loop over samples. For a layer
+    z = h @ W + b, sample i's loss depends on W only through row z_i = h_i @ W + b, so
+
+        ∇_W ℓ_i = outer(h_i, ∂ℓ_i/∂z_i)     and     ∇_b ℓ_i = ∂ℓ_i/∂z_i,
+
+    and backpropagating the mean loss delivers ∂L/∂z_i = (1/B) ∂ℓ_i/∂z_i at every layer
+    output: multiply by B and take the outer products. This holds only when samples do not
+    interact, so it accepts Linear layers with elementwise activations and the per-sample
+    losses ``nn.mse_loss`` and ``nn.cross_entropy`` (mean reduction), and refuses the rest.
+    Afterwards each parameter's .grad is the mean over the batch: the batched gradient.
+    """
+    X, y, params = _check_batch(model, X, y, "per_sample_gradients")
+    if loss_fn not in (nn.mse_loss, nn.cross_entropy):
+        raise TypeError(
+            f"per_sample_gradients: loss_fn must be nn.mse_loss or nn.cross_entropy (mean "
+            f"reduction), whose loss is an average of per-sample terms; got {loss_fn!r}. "
+            f"For another loss, loop over samples with batched_mean on X[i:i+1]."
+        )
+    layers = _per_sample_layers(model)
+    B = len(X)
+    with _fresh_grads(params):
+        h = Tensor(X)
+        linear_records = []  # (layer, its input h, its output z)
+        for layer in layers:
+            out = layer(h)
+            if isinstance(layer, nn.Linear):
+                linear_records.append((layer, h, out))
+            h = out
+        loss = loss_fn(h, y)
+        loss.backward()
+
+        per_sample: dict[int, np.ndarray] = {id(p): np.zeros((B, *p.shape), dtype=p.dtype) for p in params}
+        for layer, inp, z in linear_records:
+            dz = z.grad * B  # ∂ℓ_i/∂z_i, one row per sample
+            # Inputs with extra axes (B, T, features) contribute a sum over T of outer products.
+            h2 = inp.data.reshape(B, -1, layer.in_features)
+            dz2 = dz.reshape(B, -1, layer.out_features)
+            per_sample[id(layer.weight)] += np.einsum("bti,bto->bio", h2, dz2)
+            if layer.bias is not None:
+                per_sample[id(layer.bias)] += dz2.sum(axis=1)
+        stacked = [per_sample[id(p)] for p in params]
+        for p, s in zip(params, stacked):
+            p.grad = s.mean(axis=0)
+        return Gradients(stacked, loss.item())
+
+
+def error_first(model: nn.Module, loss_fn: LossFn, X: Any, y: Any, variant: str = "mean_input") -> Gradients:
+    """WRONG ON PURPOSE: "average the error first, then backpropagate once" — the misconception.
+
+    Let g_i = ∂ℓ_i/∂ŷ_i be sample i's output error and ḡ = (1/B) Σ_i g_i. Variants:
+
+    - ``mean_input``: forward the mean input x̄ once and backpropagate ḡ through that single
+      graph. Every nonlinearity then uses f′(mean) instead of mean(f′).
+    - ``last_sample``: backpropagate ḡ through the graph of the batch's last sample (the
+      activations an online implementation still holds). "Which sample's activations?" has no
+      right answer.
+    - ``loss_as_gradient``: backpropagate the mean loss *value* as if it were the output
+      gradient (through the ``mean_input`` graph).
+    - ``mean_residual`` (``nn.mse_loss`` only): backpropagate mse_loss(mean_i ŷ_i, mean_i y_i),
+      the square of the averaged residual ē. With D outputs, exactly:
+      true gradient − this = (2/D) Σ_d Cov_i(e_id, ∇e_id).
+
+    ``mean_input``, ``last_sample`` and ``mean_residual`` happen to be exact when B = 1 or when
+    all inputs in the batch are identical; otherwise only the output layer's bias gradient is
+    right. ``loss_as_gradient`` is wrong even then. Returned ``.loss`` is the true batch loss.
+    """
+    X, y, params = _check_batch(model, X, y, "error_first")
+    if variant not in ERROR_FIRST_VARIANTS:
+        raise ValueError(f"error_first: unknown variant {variant!r}; choose one of {list(ERROR_FIRST_VARIANTS)}")
+    if variant == "mean_residual" and loss_fn is not nn.mse_loss:
+        raise ValueError(
+            f"error_first: variant 'mean_residual' averages residuals ŷ − y, which only squared "
+            f"error has; it needs loss_fn=nn.mse_loss, got {loss_fn!r}."
+        )
+    with _fresh_grads(params):
+        # The per-sample output errors g_i, from the batch's predictions held as a leaf.
+        with no_grad():
+            batch_pred = model(Tensor(X))
+        pred = Tensor(batch_pred.data, requires_grad=True)
+        batch_loss = loss_fn(pred, y)
+        batch_loss.backward()  # pred.grad = ∂L/∂ŷ_i = g_i / B, so the column sums are ḡ
+        g_mean = pred.grad.sum(axis=0, keepdims=True)
+
+        if variant == "mean_residual":
+            out = model(Tensor(X))
+            target = np.asarray(y, dtype=out.dtype).mean(axis=0, keepdims=True)
+            nn.mse_loss(out.mean(axis=0, keepdims=True), target).backward()
+        elif variant == "last_sample":
+            model(Tensor(X[-1:])).backward(g_mean)
+        else:
+            out = model(Tensor(X.mean(axis=0, keepdims=True)))
+            if variant == "mean_input":
+                out.backward(g_mean)
+            else:  # loss_as_gradient: the loss value itself sent back as the output error
+                out.backward(np.full(out.shape, batch_loss.item()))
+        return _collect(params, batch_loss.item())
+
+
+STRATEGIES: dict[str, Callable[..., Gradients]] = {
+    "per_sample": per_sample_average,
+    "per_sample_average": per_sample_average,
+    "batched_mean": batched_mean,
+    "accumulated": accumulated,
+    "naive_accumulated": naive_accumulated,
+    "per_sample_gradients": per_sample_gradients,
+    "error_first": error_first,
+}
