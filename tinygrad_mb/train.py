@@ -1,0 +1,210 @@
+"""The training loop: batches, a gradient strategy, an optimizer step, a history.
+
+    trainer = Trainer(model, nn.cross_entropy, optim.SGD(model.parameters(), lr=0.1),
+                      strategy="per_sample")
+    history = trainer.fit(X, y, batch_size=32, epochs=10)
+
+Every strategy of ``tinygrad_mb.minibatch`` can drive the same loop, so two trainers that
+differ only in their strategy show directly whether the strategies agree: ``per_sample``,
+``batched_mean`` and ``accumulated`` follow the same trajectory (up to rounding);
+``naive_accumulated`` and ``error_first`` do not.
+"""
+
+from __future__ import annotations
+
+import os
+import pickle
+import tempfile
+from collections.abc import Callable
+from typing import Any
+
+import numpy as np
+
+from . import minibatch, nn
+from .optim import Optimizer
+from .tensor import Tensor, no_grad, shape_str
+
+LossFn = Callable[[Tensor, Any], Tensor]
+
+
+class Trainer:
+    """Trains ``model`` on ``loss_fn`` with ``optimizer``, computing each batch's gradient by ``strategy``.
+
+    Args:
+        model: an ``nn.Module``.
+        loss_fn: mean-reduced loss ``loss_fn(pred, target)``, e.g. ``nn.mse_loss``.
+        optimizer: an optimizer over ``model.parameters()``.
+        strategy: "batched_mean", "per_sample", "accumulated", "naive_accumulated",
+            "per_sample_gradients" or "error_first" (see ``tinygrad_mb.minibatch``).
+        micro_batch: chunk size, required by "accumulated" and "naive_accumulated".
+        variant: the error-first variant, required by "error_first".
+        progress: show a tqdm progress bar over epochs.
+        checkpoint: a file path; if given, the state is saved there after every epoch
+            (written to a temporary file, then renamed, so a crash never leaves half a file).
+    """
+
+    def __init__(self, model: nn.Module, loss_fn: LossFn, optimizer: Optimizer,
+                 strategy: str = "batched_mean", micro_batch: int | None = None,
+                 variant: str | None = None, progress: bool = True,
+                 checkpoint: str | os.PathLike[str] | None = None):
+        if strategy not in minibatch.STRATEGIES:
+            raise ValueError(f"Trainer: unknown strategy {strategy!r}; choose one of {sorted(minibatch.STRATEGIES)}")
+        needs_chunks = strategy in ("accumulated", "naive_accumulated")
+        if needs_chunks:
+            minibatch._check_micro_batch(micro_batch, f"Trainer(strategy={strategy!r})")
+        elif micro_batch is not None:
+            raise ValueError(f"Trainer: micro_batch is used only by 'accumulated' strategies, not {strategy!r}")
+        if strategy == "error_first":
+            if variant not in minibatch.ERROR_FIRST_VARIANTS:
+                raise ValueError(
+                    f"Trainer: strategy 'error_first' needs variant= one of "
+                    f"{list(minibatch.ERROR_FIRST_VARIANTS)}, got {variant!r}"
+                )
+        elif variant is not None:
+            raise ValueError(f"Trainer: variant is used only by strategy 'error_first', not {strategy!r}")
+        model_params = {id(p) for p in model.parameters()}
+        if any(id(p) not in model_params for p in optimizer.params):
+            raise ValueError("Trainer: the optimizer holds tensors that are not parameters of the model; "
+                             "build it from model.parameters()")
+        self.model, self.loss_fn, self.optimizer = model, loss_fn, optimizer
+        self.strategy, self.micro_batch, self.variant = strategy, micro_batch, variant
+        self.progress = progress
+        self.checkpoint = checkpoint
+        self.epochs_done = 0
+        self.history: dict[str, list[float]] = {}
+
+    # ------------------------------------------------------------------ one step
+    def gradient(self, Xb: np.ndarray, yb: np.ndarray) -> minibatch.Gradients:
+        """The batch gradient by this trainer's strategy (left in .grad as well)."""
+        fn = minibatch.STRATEGIES[self.strategy]
+        if self.micro_batch is not None:
+            return fn(self.model, self.loss_fn, Xb, yb, self.micro_batch)
+        if self.variant is not None:
+            return fn(self.model, self.loss_fn, Xb, yb, variant=self.variant)
+        return fn(self.model, self.loss_fn, Xb, yb)
+
+    def evaluate(self, X: Any, y: Any) -> dict[str, float]:
+        """Mean loss (and accuracy, for class labels) on a data set, recording no graph."""
+        with no_grad():
+            pred = self.model(Tensor(X))
+            result = {"loss": self.loss_fn(pred, y).item()}
+            if self._is_classification(y):
+                result["accuracy"] = float(np.mean(pred.data.argmax(axis=1) == np.asarray(y)))
+        return result
+
+    def _is_classification(self, y: Any) -> bool:
+        return self.loss_fn is nn.cross_entropy or np.asarray(y).dtype.kind in "iu"
+
+    # ------------------------------------------------------------------ the loop
+    def fit(self, X: Any, y: Any, batch_size: int = 32, epochs: int = 10, shuffle: bool = True,
+            seed: int = 0, validation: tuple[Any, Any] | None = None) -> dict[str, list[float]]:
+        """Train for ``epochs`` passes over (X, y) in batches of ``batch_size`` (the last may be shorter).
+
+        Each epoch draws a fresh permutation from ``np.random.default_rng(seed)``, so a run is
+        reproducible, and resuming from a checkpoint continues the same sequence of batches.
+
+        Returns:
+            The history, a dict of per-epoch lists measured after each epoch on the whole
+            training set: "loss" (and "accuracy" for classification), plus "val_loss" and
+            "val_accuracy" when ``validation=(X_val, y_val)`` is given.
+
+        Raises:
+            FloatingPointError: when a batch's loss or gradient is NaN or infinite; the
+                parameters are left as they were before that step.
+        """
+        X = np.asarray(X.data if isinstance(X, Tensor) else X)
+        y = np.asarray(y.data if isinstance(y, Tensor) else y)
+        if X.ndim == 0 or len(X) != len(y) or len(X) == 0:
+            raise ValueError(
+                f"Trainer.fit: X and y must hold the same, non-zero number of samples; got shapes "
+                f"{shape_str(X.shape)} and {shape_str(y.shape)}"
+            )
+        if isinstance(batch_size, bool) or not isinstance(batch_size, (int, np.integer)) or batch_size < 1:
+            raise ValueError(f"Trainer.fit: batch_size must be a whole number >= 1, got {batch_size!r}")
+        if epochs < 0:
+            raise ValueError(f"Trainer.fit: epochs must be >= 0, got {epochs!r}")
+        if validation is not None and len(validation[0]) != len(validation[1]):
+            raise ValueError("Trainer.fit: validation X and y hold different numbers of samples")
+
+        rng = np.random.default_rng(seed)
+        bar = self._progress_bar(epochs)
+        try:
+            for epoch in range(epochs):
+                order = rng.permutation(len(X)) if shuffle else np.arange(len(X))
+                if epoch < self.epochs_done:
+                    continue  # resumed from a checkpoint: this epoch's permutation is drawn, not trained
+                for batch, start in enumerate(range(0, len(X), batch_size)):
+                    idx = order[start:start + batch_size]
+                    self._step(X[idx], y[idx], epoch, batch)
+                self._record(self.evaluate(X, y), "")
+                if validation is not None:
+                    self._record(self.evaluate(*validation), "val_")
+                self.epochs_done = epoch + 1
+                if self.checkpoint is not None:
+                    self.save(self.checkpoint)
+                if bar is not None:
+                    bar.update(1)
+                    bar.set_postfix(loss=f"{self.history['loss'][-1]:.4f}")
+        finally:
+            if bar is not None:
+                bar.close()
+        return self.history
+
+    def _step(self, Xb: np.ndarray, yb: np.ndarray, epoch: int, batch: int) -> None:
+        grads = self.gradient(Xb, yb)
+        if not np.isfinite(grads.loss) or not all(np.all(np.isfinite(g)) for g in grads):
+            what = "loss" if not np.isfinite(grads.loss) else "gradient"
+            raise FloatingPointError(
+                f"Trainer.fit: the {what} became non-finite (loss {grads.loss}) at epoch {epoch + 1}, "
+                f"batch {batch + 1}; the parameters are left as they were before this step. "
+                f"Try a smaller learning rate or check the data for NaN/inf."
+            )
+        self.optimizer.step()
+
+    def _record(self, metrics: dict[str, float], prefix: str) -> None:
+        for key, value in metrics.items():
+            self.history.setdefault(prefix + key, []).append(value)
+
+    def _progress_bar(self, epochs: int) -> Any:
+        if not self.progress:
+            return None
+        try:
+            from tqdm.auto import tqdm
+        except ImportError:  # tqdm is optional: train silently without it
+            return None
+        return tqdm(total=epochs, initial=min(self.epochs_done, epochs), desc=f"training ({self.strategy})",
+                    unit="epoch")
+
+    # ------------------------------------------------------------------ checkpoints
+    def save(self, path: str | os.PathLike[str]) -> None:
+        """Save the model, optimizer state, epochs done and history to ``path`` atomically."""
+        state = {
+            "model": self.model.state_dict(),
+            "optimizer": {k: v for k, v in vars(self.optimizer).items() if k != "params"},
+            "epochs_done": self.epochs_done,
+            "history": self.history,
+            "strategy": self.strategy,
+        }
+        directory = os.path.dirname(os.path.abspath(path))
+        fd, tmp = tempfile.mkstemp(dir=directory, prefix=".checkpoint-", suffix=".tmp")
+        try:
+            with os.fdopen(fd, "wb") as f:
+                pickle.dump(state, f)
+            os.replace(tmp, path)  # atomic: readers see the old file or the new one, never half
+        except BaseException:
+            os.unlink(tmp)
+            raise
+
+    def load(self, path: str | os.PathLike[str]) -> None:
+        """Restore a checkpoint written by ``save`` (only load files you trust: it is a pickle).
+
+        The model's names and shapes are checked before anything changes; a following
+        ``fit`` with the same arguments continues where the saved run stopped.
+        """
+        with open(path, "rb") as f:
+            state = pickle.load(f)
+        self.model.load_state_dict(state["model"])  # validates everything before changing anything
+        for key, value in state["optimizer"].items():
+            setattr(self.optimizer, key, value)
+        self.epochs_done = int(state["epochs_done"])
+        self.history = {k: list(v) for k, v in state["history"].items()}
