@@ -7,6 +7,8 @@ and the loss and accuracy after training. The correct strategies agree to ~1e-16
 
 from __future__ import annotations
 
+from typing import Any
+
 import numpy as np
 
 from . import minibatch, nn, optim
@@ -14,7 +16,8 @@ from .data import make_moons, make_regression
 from .train import Trainer
 
 # (label, Trainer keyword arguments)
-CLASSIFICATION_RUNS = [
+Runs = list[tuple[str, dict[str, Any]]]
+CLASSIFICATION_RUNS: Runs = [
     ("batched_mean", {"strategy": "batched_mean"}),
     ("per_sample", {"strategy": "per_sample"}),
     ("accumulated (m=10)", {"strategy": "accumulated", "micro_batch": 10}),
@@ -23,7 +26,7 @@ CLASSIFICATION_RUNS = [
     ("error_first last_sample   WRONG", {"strategy": "error_first", "variant": "last_sample"}),
     ("error_first loss_as_grad  WRONG", {"strategy": "error_first", "variant": "loss_as_gradient"}),
 ]
-REGRESSION_RUNS = [
+REGRESSION_RUNS: Runs = [
     ("batched_mean", {"strategy": "batched_mean"}),
     ("per_sample", {"strategy": "per_sample"}),
     ("accumulated (m=10)", {"strategy": "accumulated", "micro_batch": 10}),
@@ -33,7 +36,7 @@ REGRESSION_RUNS = [
 
 
 def compare(title: str, X: np.ndarray, y: np.ndarray, sizes: list[int], loss_fn: minibatch.LossFn,
-            runs: list[tuple[str, dict]], batch_size: int, epochs: int, lr: float) -> dict[str, dict]:
+            runs: Runs, batch_size: int, epochs: int, lr: float) -> dict[str, dict]:
     """Train a fresh copy of the same model with each strategy; print and return a summary."""
     print(f"\n{title}")
     print(f"  {len(X)} samples, batch size {batch_size} (the last batch has {len(X) % batch_size or batch_size}),"

@@ -81,10 +81,12 @@ def _fresh_grads(params: list[Tensor]) -> Iterator[None]:
 
 def _collect(params: list[Tensor], loss: float, scale: float = 1.0) -> Gradients:
     """Scale each .grad (a parameter the loss never reached gets zeros) and return copies."""
+    grads = []
     for p in params:
         g = np.zeros_like(p.data) if p.grad is None else p.grad
         p.grad = g * scale if scale != 1.0 else g
-    return Gradients([p.grad.copy() for p in params], loss)
+        grads.append(p.grad.copy())
+    return Gradients(grads, loss)
 
 
 def _chunks(n: int, size: int) -> list[slice]:
@@ -222,6 +224,7 @@ def per_sample_gradients(model: nn.Module, loss_fn: LossFn, X: Any, y: Any) -> G
 
         per_sample: dict[int, np.ndarray] = {id(p): np.zeros((B, *p.shape), dtype=p.dtype) for p in params}
         for layer, inp, z in linear_records:
+            assert z.grad is not None  # every layer output lies on the path to the loss
             dz = z.grad * B  # ∂ℓ_i/∂z_i, one row per sample
             # Inputs with extra axes (B, T, features) contribute a sum over T of outer products.
             h2 = inp.data.reshape(B, -1, layer.in_features)
@@ -270,6 +273,7 @@ def error_first(model: nn.Module, loss_fn: LossFn, X: Any, y: Any, variant: str 
         pred = Tensor(batch_pred.data, requires_grad=True)
         batch_loss = loss_fn(pred, y)
         batch_loss.backward()  # pred.grad = ∂L/∂ŷ_i = g_i / B, so the column sums are ḡ
+        assert pred.grad is not None
         g_mean = pred.grad.sum(axis=0, keepdims=True)
 
         if variant == "mean_residual":
