@@ -1,0 +1,103 @@
+"""How much does the engine's bookkeeping cost? One training step, engine vs hand-written numpy.
+
+The step is: forward an MLP 64-128-128-10 (tanh) on a batch of 64, mean softmax
+cross-entropy, backward, SGD update. Both sides run in this process with BLAS pinned to one
+thread, in float64 and in float32. The target is an engine step at most 1.5 times the
+numpy step.
+
+Before timing, the two implementations are checked against each other: same starting
+weights and data must give the same loss and the same gradients, and float32 must stay
+float32 in every value and gradient.
+
+    python -m benchmarks engine
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import numpy as np
+
+from benchmarks.common import (
+    BATCH,
+    SIZES,
+    Timing,
+    init_params,
+    numpy_mlp_loss_and_grads,
+    numpy_sgd_step,
+    one_blas_thread,
+    random_digits_like,
+    time_calls,
+)
+from tinygrad_mb import Tensor, nn, optim
+
+TARGET_RATIO = 1.5
+LR = 0.01
+
+
+def engine_model(dtype: Any, seed: int = 0) -> nn.MLP:
+    """The engine's MLP, with the reference's starting weights."""
+    model = nn.MLP(list(SIZES), activation="tanh", dtype=dtype)
+    for p, value in zip(model.parameters(), init_params(SIZES, dtype, seed)):
+        p.data = value
+    return model
+
+
+def engine_step(model: nn.MLP, opt: optim.SGD, X: np.ndarray, y: np.ndarray) -> Tensor:
+    """One training step with the engine: exactly what a learner's training loop does."""
+    opt.zero_grad()
+    loss = nn.cross_entropy(model(Tensor(X)), y)
+    loss.backward()
+    opt.step()
+    return loss
+
+
+def check_agreement(dtype: Any) -> None:
+    """The engine and the reference compute the same loss and gradients; float32 stays float32."""
+    X, y = random_digits_like(dtype=dtype)
+    model = engine_model(dtype)
+    loss = nn.cross_entropy(model(Tensor(X)), y)
+    loss.backward()
+    ref_loss, ref_grads = numpy_mlp_loss_and_grads(init_params(SIZES, dtype), X, y)
+    tol = 1e-10 if dtype == np.float64 else 1e-4
+    assert loss.dtype == dtype, f"loss is {loss.dtype}, expected {np.dtype(dtype)}"
+    assert abs(loss.item() - ref_loss) <= tol * max(1.0, abs(ref_loss)), (loss.item(), ref_loss)
+    for p, g in zip(model.parameters(), ref_grads):
+        assert p.grad is not None and p.grad.dtype == dtype, f"{p.name}.grad is not {np.dtype(dtype)}"
+        np.testing.assert_allclose(p.grad, g, rtol=tol * 10, atol=tol)
+    opt = optim.SGD(model.parameters(), lr=LR)
+    opt.step()
+    assert all(p.dtype == dtype for p in model.parameters()), "SGD changed a parameter's dtype"
+
+
+def compare(dtype: Any) -> tuple[Timing, Timing]:
+    """Median step time of the engine and of the reference, in the given dtype."""
+    X, y = random_digits_like(dtype=dtype)
+    model = engine_model(dtype)
+    opt = optim.SGD(model.parameters(), lr=LR)
+    params = init_params(SIZES, dtype)
+    name = np.dtype(dtype).name
+    eng, ref = time_calls([
+        (f"tinygrad_mb step ({name})", lambda: engine_step(model, opt, X, y)),
+        (f"numpy reference step ({name})", lambda: numpy_sgd_step(params, X, y, LR)),
+    ])
+    return eng, ref
+
+
+def main() -> None:
+    sizes = "-".join(map(str, SIZES))
+    print(f"One training step, MLP {sizes} (tanh), batch {BATCH}, mean cross-entropy, SGD; "
+          f"one BLAS thread")
+    with one_blas_thread():
+        for dtype in (np.float64, np.float32):
+            check_agreement(dtype)
+            eng, ref = compare(dtype)
+            ratio = eng.median / ref.median
+            verdict = "meets" if ratio <= TARGET_RATIO else "MISSES"
+            print(ref)
+            print(eng)
+            print(f"  ratio engine / numpy = {ratio:.2f}  ({verdict} the target <= {TARGET_RATIO})")
+
+
+if __name__ == "__main__":
+    main()
