@@ -171,21 +171,35 @@ def naive_accumulated(model: nn.Module, loss_fn: LossFn, X: Any, y: Any, micro_b
         return _collect(params, total / len(X))
 
 
+_PER_SAMPLE_FORWARDS = (nn.Linear.forward, nn.Tanh.forward, nn.ReLU.forward, nn.Sigmoid.forward)
+
+
 def _per_sample_layers(model: nn.Module) -> list[nn.Module]:
-    """The model as a flat list of Linear layers and elementwise activations, or a clear error."""
-    if isinstance(model, nn.Sequential):
+    """The model as a flat list of Linear layers and elementwise activations, or a clear error.
+
+    A subclass that overrides ``forward`` computes something else than its base class (a
+    residual connection, a scaled output), so only the library's own ``forward`` is accepted.
+    """
+    if isinstance(model, nn.Sequential) and type(model).forward is nn.Sequential.forward:
         layers = [leaf for layer in model.layers for leaf in _per_sample_layers(layer)]
     else:
         layers = [model]
     for layer in layers:
-        if not isinstance(layer, (nn.Linear, nn.Tanh, nn.ReLU, nn.Sigmoid)):
+        if type(layer).forward not in _PER_SAMPLE_FORWARDS:
             raise TypeError(
                 f"per_sample_gradients: cannot vectorise over layer {layer!r}; only Linear layers "
-                f"and elementwise activations (Tanh, ReLU, Sigmoid) are supported, because the "
-                f"formula needs samples that do not interact (batch normalisation, for one, mixes "
-                f"them). Loop instead: batched_mean(model, loss_fn, X[i:i+1], y[i:i+1]) per sample."
+                f"and elementwise activations (Tanh, ReLU, Sigmoid), chained by Sequential with their "
+                f"own forward, are supported, because the formula needs samples that do not interact "
+                f"(batch normalisation, for one, mixes them). Loop instead: "
+                f"batched_mean(model, loss_fn, X[i:i+1], y[i:i+1]) per sample."
             )
     return layers
+
+
+def _add_per_sample(per_sample: dict[int, np.ndarray], param: Tensor, grads: np.ndarray) -> None:
+    """Store a parameter's per-sample gradients, adding them up if the layer is used twice."""
+    key = id(param)
+    per_sample[key] = per_sample[key] + grads if key in per_sample else grads
 
 
 def per_sample_gradients(model: nn.Module, loss_fn: LossFn, X: Any, y: Any) -> Gradients:
@@ -222,19 +236,21 @@ def per_sample_gradients(model: nn.Module, loss_fn: LossFn, X: Any, y: Any) -> G
         loss = loss_fn(h, y)
         loss.backward()
 
-        per_sample: dict[int, np.ndarray] = {id(p): np.zeros((B, *p.shape), dtype=p.dtype) for p in params}
+        # Only now allocate: each (B, *shape) array is written once, straight from the products.
+        per_sample: dict[int, np.ndarray] = {}
         for layer, inp, z in linear_records:
             assert z.grad is not None  # every layer output lies on the path to the loss
             dz = z.grad * B  # ∂ℓ_i/∂z_i, one row per sample
             # Inputs with extra axes (B, T, features) contribute a sum over T of outer products.
             h2 = inp.data.reshape(B, -1, layer.in_features)
             dz2 = dz.reshape(B, -1, layer.out_features)
-            per_sample[id(layer.weight)] += np.einsum("bti,bto->bio", h2, dz2)
+            _add_per_sample(per_sample, layer.weight, np.einsum("bti,bto->bio", h2, dz2))
             if layer.bias is not None:
-                per_sample[id(layer.bias)] += dz2.sum(axis=1)
-        stacked = [per_sample[id(p)] for p in params]
-        for p, s in zip(params, stacked):
-            p.grad = s.mean(axis=0)
+                _add_per_sample(per_sample, layer.bias, dz2.sum(axis=1))
+        stacked = [per_sample[id(p)] if id(p) in per_sample else np.zeros((B, *p.shape), p.dtype) for p in params]
+        for p in params:  # backward already left the batched gradient, the rows' mean, in .grad
+            if p.grad is None:
+                p.grad = np.zeros_like(p.data)
         return Gradients(stacked, loss.item())
 
 
