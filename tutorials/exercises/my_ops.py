@@ -1,0 +1,94 @@
+"""Exercises 1-3: new operations, each with its backward, in the engine's style.
+
+In ``tinygrad_mb/tensor.py`` every operation is one self-contained piece: it computes its
+result with numpy and, right beside it, defines ``backward(g)``. Given ``g``, the gradient of
+the final scalar with respect to this operation's result, ``backward`` returns a tuple with
+one gradient per input, each of that input's shape. ``Tensor._result`` then wraps the result
+and records the graph:
+
+    def relu(self) -> Tensor:
+        mask = self.data > 0
+        return Tensor._result(np.maximum(self.data, 0), (self,), "relu", lambda g: (g * mask,))
+
+Write each function below the same way: ONE call to ``Tensor._result`` with the operation's
+name, not a combination of existing operations. (Composing ``relu`` and friends would give
+the right numbers, but you would not have written a backward, which is the point.)
+
+Check a task with its marker, from the repository root:
+
+    pytest tutorials/exercises -m ex_leaky_relu
+    pytest tutorials/exercises -m ex_logsumexp
+    pytest tutorials/exercises -m ex_maximum
+"""
+
+from __future__ import annotations
+
+import numpy as np  # noqa: F401  (you will need it)
+
+from tinygrad_mb import Tensor
+from tinygrad_mb.tensor import ArrayLike, unbroadcast  # noqa: F401  (unbroadcast: for maximum)
+
+
+def leaky_relu(x: Tensor, slope: float = 0.01) -> Tensor:
+    """Leaky ReLU, elementwise: x where x > 0, and slope · x elsewhere.
+
+    Unlike ReLU it lets a small gradient through for negative inputs, so a unit whose inputs
+    are all negative can still learn.
+
+    Args:
+        x: any shape.
+        slope: the gradient for negative inputs (0 gives ReLU).
+
+    Returns:
+        A tensor of x's shape, produced by one operation named "leaky_relu".
+    """
+    raise NotImplementedError(
+        "leaky_relu: your exercise. Forward: np.where(x.data > 0, x.data, slope * x.data). "
+        "Backward: the local derivative is 1 where x > 0 and slope elsewhere; multiply g by it. "
+        "Model it on Tensor.relu in tinygrad_mb/tensor.py."
+    )
+
+
+def logsumexp(x: Tensor, axis: int = -1, keepdims: bool = False) -> Tensor:
+    """log Σ_j exp(x_j) along ``axis``, computed without overflow.
+
+    exp(1000) overflows float64, but log Σ exp(x_j) = m + log Σ exp(x_j − m) for any m;
+    choosing m = max_j x_j makes the largest term exp(0) = 1, so nothing overflows.
+
+    Args:
+        x: any shape with at least one axis.
+        axis: the axis to reduce.
+        keepdims: keep the reduced axis with size 1.
+
+    Returns:
+        x's shape without ``axis`` (or with size 1 there if keepdims), produced by one
+        operation named "logsumexp".
+    """
+    raise NotImplementedError(
+        "logsumexp: your exercise. Forward: subtract m = x.data.max(axis, keepdims=True) before "
+        "np.exp, add it back after np.log. Backward: ∂/∂x_j log Σ exp(x) = softmax(x)_j, so "
+        "return g (with the reduced axis put back, np.expand_dims, unless keepdims) times the "
+        "softmax. Tensor.log_softmax in tinygrad_mb/tensor.py is a close relative."
+    )
+
+
+def maximum(a: Tensor, b: ArrayLike) -> Tensor:
+    """The elementwise larger of ``a`` and ``b``, with numpy broadcasting.
+
+    The gradient flows to whichever input is larger. Where they are equal, split it half and
+    half (as ``Tensor.max`` shares the gradient between tied elements).
+
+    Args:
+        a: a tensor.
+        b: a tensor, array or number, broadcastable against ``a``.
+
+    Returns:
+        A tensor of the broadcast shape, produced by one operation named "maximum" whose
+        parents are ``a`` and ``b`` (a number or array becomes a constant Tensor).
+    """
+    raise NotImplementedError(
+        "maximum: your exercise. Start with `b, data = a._binary(b, 'maximum', np.maximum)`: it "
+        "turns numbers into Tensors and raises the engine's broadcasting error. Backward: a gets "
+        "g where a > b, b gets g where b > a, each gets g/2 where they tie; reduce each back to "
+        "its own shape with unbroadcast (a broadcast input was copied, so its copies' gradients add)."
+    )

@@ -1,0 +1,1 @@
+"""Reference solutions to the exercises. Try the exercise before you read these."""

@@ -1,0 +1,194 @@
+"""Checkers for exercises 1-3 (my_ops.py). Run one task: pytest tutorials/exercises -m ex_leaky_relu
+
+Each backward is checked against finite differences with ``gradcheck``, which reduces the
+output with random weights, so a backward that is right only for an all-ones upstream
+gradient still fails.
+"""
+
+from __future__ import annotations
+
+from types import ModuleType
+
+import numpy as np
+import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
+from hypothesis.extra import numpy as hnp
+
+from tinygrad_mb import Tensor, gradcheck, no_grad
+
+finite = st.floats(-50, 50, allow_nan=False, width=64)
+arrays = hnp.arrays(np.float64, hnp.array_shapes(min_dims=1, max_dims=3, max_side=4), elements=finite)
+
+
+def away_from(values: np.ndarray, kink: float = 0.0, gap: float = 0.1) -> np.ndarray:
+    """Move values off a kink, where a finite difference would straddle two slopes."""
+    near = np.abs(values - kink) < gap
+    return np.where(near, kink + gap * np.where(values >= kink, 2.0, -2.0), values)
+
+
+def is_one_operation(out: Tensor, op: str, *inputs: Tensor) -> bool:
+    return out.op == op and len(out.parents) == len(inputs) and all(
+        p is x for p, x in zip(out.parents, inputs))
+
+
+# ------------------------------------------------------------------ exercise 1: leaky_relu
+@pytest.mark.ex_leaky_relu
+def test_leaky_relu_forward_keeps_positives_and_scales_negatives(my_ops: ModuleType) -> None:
+    x = Tensor([-2.0, -0.5, 0.0, 0.5, 3.0])
+    out = my_ops.leaky_relu(x, slope=0.1)
+    np.testing.assert_allclose(out.data, [-0.2, -0.05, 0.0, 0.5, 3.0])
+
+
+@pytest.mark.ex_leaky_relu
+def test_leaky_relu_is_one_operation_named_leaky_relu(my_ops: ModuleType) -> None:
+    x = Tensor(np.ones((2, 3)), requires_grad=True)
+    out = my_ops.leaky_relu(x)
+    assert is_one_operation(out, "leaky_relu", x), (
+        f"expected one 'leaky_relu' node whose only parent is x; got op {out.op!r} with "
+        f"{len(out.parents)} parent(s). Use Tensor._result, not a combination of existing ops."
+    )
+
+
+@pytest.mark.ex_leaky_relu
+def test_leaky_relu_gradient_is_one_or_slope(my_ops: ModuleType) -> None:
+    x = Tensor([[-3.0, 2.0], [0.5, -0.25]], requires_grad=True)
+    upstream = np.array([[1.0, -2.0], [3.0, 0.5]])
+    my_ops.leaky_relu(x, slope=0.2).backward(upstream)
+    np.testing.assert_allclose(x.grad, upstream * np.array([[0.2, 1.0], [1.0, 0.2]]))
+
+
+@pytest.mark.ex_leaky_relu
+@settings(max_examples=25, deadline=None)
+@given(values=arrays, slope=st.floats(0.0, 0.5))
+def test_leaky_relu_passes_gradcheck(my_ops: ModuleType, values: np.ndarray, slope: float) -> None:
+    x = Tensor(away_from(values), requires_grad=True)
+    assert gradcheck(lambda t: my_ops.leaky_relu(t, slope=slope), [x])
+
+
+@pytest.mark.ex_leaky_relu
+def test_leaky_relu_with_slope_zero_is_relu(my_ops: ModuleType) -> None:
+    values = np.linspace(-2, 2, 9)
+    np.testing.assert_array_equal(my_ops.leaky_relu(Tensor(values), slope=0.0).data, Tensor(values).relu().data)
+
+
+@pytest.mark.ex_leaky_relu
+def test_leaky_relu_records_no_graph_under_no_grad(my_ops: ModuleType) -> None:
+    x = Tensor([1.0, -1.0], requires_grad=True)
+    with no_grad():
+        out = my_ops.leaky_relu(x)
+    assert not out.requires_grad and out.parents == ()
+
+
+@pytest.mark.ex_leaky_relu
+def test_leaky_relu_keeps_float32(my_ops: ModuleType) -> None:
+    out = my_ops.leaky_relu(Tensor(np.array([-1.0, 2.0], dtype=np.float32)))
+    assert out.dtype == np.float32
+
+
+# ------------------------------------------------------------------ exercise 2: logsumexp
+@pytest.mark.ex_logsumexp
+@pytest.mark.parametrize("axis", [0, 1, -1])
+@pytest.mark.parametrize("keepdims", [False, True])
+def test_logsumexp_matches_the_definition(my_ops: ModuleType, axis: int, keepdims: bool) -> None:
+    values = np.random.default_rng(0).normal(size=(3, 4))
+    out = my_ops.logsumexp(Tensor(values), axis=axis, keepdims=keepdims)
+    np.testing.assert_allclose(out.data, np.log(np.exp(values).sum(axis=axis, keepdims=keepdims)))
+
+
+@pytest.mark.ex_logsumexp
+def test_logsumexp_does_not_overflow_or_underflow(my_ops: ModuleType) -> None:
+    with np.errstate(all="raise"):  # an overflow inside the forward pass is an error here
+        big = my_ops.logsumexp(Tensor([[1000.0, 1000.0], [-1000.0, -1000.0]]), axis=1)
+    np.testing.assert_allclose(big.data, [1000.0 + np.log(2.0), -1000.0 + np.log(2.0)])
+
+
+@pytest.mark.ex_logsumexp
+def test_logsumexp_gradient_is_softmax(my_ops: ModuleType) -> None:
+    values = np.array([[1.0, 2.0, 3.0], [700.0, 0.0, -700.0]])
+    x = Tensor(values, requires_grad=True)
+    upstream = np.array([2.0, -1.0])
+    my_ops.logsumexp(x, axis=1).backward(upstream)
+    np.testing.assert_allclose(x.grad, upstream[:, None] * Tensor(values).softmax(axis=1).data, atol=1e-12)
+    assert np.all(np.isfinite(x.grad))
+
+
+@pytest.mark.ex_logsumexp
+def test_logsumexp_is_one_operation_named_logsumexp(my_ops: ModuleType) -> None:
+    x = Tensor(np.zeros((2, 3)), requires_grad=True)
+    out = my_ops.logsumexp(x)
+    assert is_one_operation(out, "logsumexp", x), (
+        f"expected one 'logsumexp' node whose only parent is x; got op {out.op!r}. Use Tensor._result."
+    )
+
+
+@pytest.mark.ex_logsumexp
+@settings(max_examples=25, deadline=None)
+@given(values=arrays, data=st.data())
+def test_logsumexp_passes_gradcheck(my_ops: ModuleType, values: np.ndarray, data: st.DataObject) -> None:
+    axis = data.draw(st.integers(-values.ndim, values.ndim - 1), label="axis")
+    keepdims = data.draw(st.booleans(), label="keepdims")
+    x = Tensor(values / 10, requires_grad=True)
+    assert gradcheck(lambda t: my_ops.logsumexp(t, axis=axis, keepdims=keepdims), [x])
+
+
+# ------------------------------------------------------------------ exercise 3: maximum
+@pytest.mark.ex_maximum
+def test_maximum_broadcasts_like_numpy(my_ops: ModuleType) -> None:
+    a = np.arange(3.0).reshape(3, 1)
+    b = np.array([0.5, 1.5, 2.5, -1.0])
+    out = my_ops.maximum(Tensor(a), Tensor(b))
+    assert out.shape == (3, 4)
+    np.testing.assert_array_equal(out.data, np.maximum(a, b))
+
+
+@pytest.mark.ex_maximum
+def test_maximum_sends_the_gradient_to_the_larger_input(my_ops: ModuleType) -> None:
+    a = Tensor([1.0, 5.0, -2.0], requires_grad=True)
+    b = Tensor([3.0, 4.0, -3.0], requires_grad=True)
+    my_ops.maximum(a, b).backward(np.array([10.0, 20.0, 30.0]))
+    np.testing.assert_array_equal(a.grad, [0.0, 20.0, 30.0])
+    np.testing.assert_array_equal(b.grad, [10.0, 0.0, 0.0])
+
+
+@pytest.mark.ex_maximum
+def test_maximum_splits_the_gradient_on_a_tie(my_ops: ModuleType) -> None:
+    a = Tensor([2.0, 1.0], requires_grad=True)
+    b = Tensor([2.0, 0.0], requires_grad=True)
+    my_ops.maximum(a, b).backward(np.array([4.0, 4.0]))
+    np.testing.assert_array_equal(a.grad, [2.0, 4.0])
+    np.testing.assert_array_equal(b.grad, [2.0, 0.0])
+
+
+@pytest.mark.ex_maximum
+def test_maximum_reduces_broadcast_gradients_to_each_shape(my_ops: ModuleType) -> None:
+    rng = np.random.default_rng(1)
+    a = Tensor(rng.normal(size=(3, 1)), requires_grad=True)
+    b = Tensor(rng.normal(size=(4,)), requires_grad=True)
+    assert gradcheck(my_ops.maximum, [a, b])
+    assert a.grad is None and b.grad is None  # gradcheck leaves .grad as it was
+    my_ops.maximum(a, b).sum().backward()
+    assert a.grad.shape == (3, 1) and b.grad.shape == (4,)
+    assert a.grad.sum() + b.grad.sum() == pytest.approx(12.0)  # every output element sends 1 somewhere
+
+
+@pytest.mark.ex_maximum
+def test_maximum_with_a_number_is_relu_when_the_number_is_zero(my_ops: ModuleType) -> None:
+    x = Tensor([-1.0, 2.0, -3.0, 4.0], requires_grad=True)
+    out = my_ops.maximum(x, 0.0)
+    np.testing.assert_array_equal(out.data, [0.0, 2.0, 0.0, 4.0])
+    out.backward(np.ones(4))
+    np.testing.assert_array_equal(x.grad, [0.0, 1.0, 0.0, 1.0])
+
+
+@pytest.mark.ex_maximum
+def test_maximum_is_one_operation_with_both_inputs_as_parents(my_ops: ModuleType) -> None:
+    a = Tensor([1.0, 2.0], requires_grad=True)
+    b = Tensor([2.0, 1.0], requires_grad=True)
+    assert is_one_operation(my_ops.maximum(a, b), "maximum", a, b)
+
+
+@pytest.mark.ex_maximum
+def test_maximum_names_itself_and_the_shapes_when_they_do_not_broadcast(my_ops: ModuleType) -> None:
+    with pytest.raises(ValueError, match=r"maximum.*\(2, 3\).*\(4,\)"):
+        my_ops.maximum(Tensor(np.ones((2, 3))), Tensor(np.ones(4)))

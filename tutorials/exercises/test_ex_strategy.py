@@ -1,0 +1,98 @@
+"""Checkers for exercise 4 (my_strategy.py). Run: pytest tutorials/exercises -m ex_clipped_average"""
+
+from __future__ import annotations
+
+from types import ModuleType
+
+import numpy as np
+import pytest
+
+from tinygrad_mb import minibatch, nn
+
+pytestmark = pytest.mark.ex_clipped_average
+
+
+def batch(loss_fn=nn.mse_loss, size: int = 7, seed: int = 0) -> tuple[nn.Module, np.ndarray, np.ndarray]:
+    """A small tanh network and a batch of ``size`` samples for ``loss_fn``."""
+    rng = np.random.default_rng(seed)
+    X = rng.normal(size=(size, 4))
+    y = rng.normal(size=(size, 3)) if loss_fn is nn.mse_loss else rng.integers(0, 3, size=size)
+    return nn.MLP([4, 6, 3], activation="tanh", rng=seed), X, y
+
+
+def one_sample_gradients(model: nn.Module, loss_fn, X: np.ndarray, y: np.ndarray) -> list[list[np.ndarray]]:
+    """∇ℓ_i for each sample i, each by its own backward pass."""
+    return [minibatch.batched_mean(model, loss_fn, X[i:i + 1], y[i:i + 1]) for i in range(len(X))]
+
+
+def norm(grads: list[np.ndarray]) -> float:
+    """The norm over all parameters together."""
+    return float(np.sqrt(sum(np.sum(g ** 2) for g in grads)))
+
+
+@pytest.mark.parametrize("loss_fn", [nn.mse_loss, nn.cross_entropy])
+def test_clipped_average_with_a_huge_max_norm_is_the_batched_mean(my_strategy: ModuleType, loss_fn) -> None:
+    model, X, y = batch(loss_fn)
+    got = my_strategy.clipped_per_sample_average(model, loss_fn, X, y, max_norm=1e12)
+    expected = minibatch.batched_mean(model, loss_fn, X, y)
+    for g, e in zip(got, expected, strict=True):
+        np.testing.assert_allclose(g, e, rtol=1e-9, atol=1e-12)
+
+
+def test_clipped_average_of_one_sample_is_its_gradient_scaled_down_to_max_norm(my_strategy: ModuleType) -> None:
+    model, X, y = batch(size=1)
+    g = minibatch.batched_mean(model, nn.mse_loss, X, y)
+    c = norm(g) / 4
+    got = my_strategy.clipped_per_sample_average(model, nn.mse_loss, X, y, max_norm=c)
+    for gi, ei in zip(got, g, strict=True):
+        np.testing.assert_allclose(gi, ei / 4, rtol=1e-9, atol=1e-12)
+    assert norm(got) == pytest.approx(c)
+
+
+@pytest.mark.parametrize("loss_fn", [nn.mse_loss, nn.cross_entropy])
+def test_clipped_average_clips_each_sample_before_averaging(my_strategy: ModuleType, loss_fn) -> None:
+    model, X, y = batch(loss_fn, seed=3)
+    singles = one_sample_gradients(model, loss_fn, X, y)
+    norms = np.array([norm(g) for g in singles])
+    c = float(np.median(norms))  # clips about half of the samples
+    got = my_strategy.clipped_per_sample_average(model, loss_fn, X, y, max_norm=c)
+    for k, g in enumerate(got):
+        expected = np.mean([s[k] * min(1.0, c / n) for s, n in zip(singles, norms)], axis=0)
+        np.testing.assert_allclose(g, expected, rtol=1e-9, atol=1e-12)
+
+
+@pytest.mark.parametrize("max_norm", [1e-3, 0.1, 1.0])
+def test_clipped_average_has_norm_at_most_max_norm(my_strategy: ModuleType, max_norm: float) -> None:
+    model, X, y = batch(size=9, seed=1)
+    got = my_strategy.clipped_per_sample_average(model, nn.mse_loss, X, y, max_norm=max_norm)
+    assert norm(got) <= max_norm * (1 + 1e-9)  # an average of vectors no longer than c
+
+
+def test_clipping_each_sample_differs_from_clipping_the_average(my_strategy: ModuleType) -> None:
+    model, X, y = batch(seed=2)
+    mean = minibatch.batched_mean(model, nn.mse_loss, X, y)
+    c = norm(mean) / 2
+    clipped_average = [g * c / norm(mean) for g in mean]
+    got = my_strategy.clipped_per_sample_average(model, nn.mse_loss, X, y, max_norm=c)
+    assert not all(np.allclose(g, e) for g, e in zip(got, clipped_average)), (
+        "the result equals the clipped batch gradient: clip each sample's gradient, then average"
+    )
+
+
+def test_clipped_average_follows_the_strategy_contract(my_strategy: ModuleType) -> None:
+    model, X, y = batch(seed=4)
+    params = list(model.parameters())
+    before = [p.data.copy() for p in params]
+    got = my_strategy.clipped_per_sample_average(model, nn.mse_loss, X, y, max_norm=0.5)
+    assert len(got) == len(params), "one gradient per parameter, in model.parameters() order"
+    for p, g, old in zip(params, got, before):
+        assert np.shape(g) == p.shape
+        np.testing.assert_array_equal(p.data, old, err_msg="the parameters must not change")
+        np.testing.assert_array_equal(p.grad, g, err_msg="each .grad must equal the returned gradient")
+
+
+@pytest.mark.parametrize("bad", [0.0, -1.0])
+def test_clipped_average_rejects_a_max_norm_that_is_not_positive(my_strategy: ModuleType, bad: float) -> None:
+    model, X, y = batch()
+    with pytest.raises(ValueError, match="clipped_per_sample_average.*max_norm"):
+        my_strategy.clipped_per_sample_average(model, nn.mse_loss, X, y, max_norm=bad)
