@@ -43,13 +43,28 @@ def engine_model(dtype: Any, seed: int = 0) -> nn.MLP:
     return model
 
 
-def engine_step(model: nn.MLP, opt: optim.SGD, X: np.ndarray, y: np.ndarray) -> Tensor:
-    """One training step with the engine: exactly what a learner's training loop does."""
-    opt.zero_grad()
-    loss = nn.cross_entropy(model(Tensor(X)), y)
-    loss.backward()
-    opt.step()
-    return loss
+class TrainingLoop:
+    """The body of a training loop with the engine, exactly as a learner writes it::
+
+        for step in range(n):
+            opt.zero_grad()
+            loss = nn.cross_entropy(model(Tensor(X)), y)
+            loss.backward()
+            opt.step()
+
+    As in that loop, ``loss`` (and with it the last step's graph) lives until the next step
+    replaces it.
+    """
+
+    def __init__(self, model: nn.MLP, opt: optim.SGD, X: np.ndarray, y: np.ndarray):
+        self.model, self.opt, self.X, self.y = model, opt, X, y
+        self.loss: Tensor | None = None
+
+    def step(self) -> None:
+        self.opt.zero_grad()
+        self.loss = nn.cross_entropy(self.model(Tensor(self.X)), self.y)
+        self.loss.backward()
+        self.opt.step()
 
 
 def check_agreement(dtype: Any) -> None:
@@ -77,8 +92,9 @@ def compare(dtype: Any) -> tuple[Timing, Timing]:
     opt = optim.SGD(model.parameters(), lr=LR)
     params = init_params(SIZES, dtype)
     name = np.dtype(dtype).name
+    loop = TrainingLoop(model, opt, X, y)
     eng, ref = time_calls([
-        (f"tinygrad_mb step ({name})", lambda: engine_step(model, opt, X, y)),
+        (f"tinygrad_mb step ({name})", loop.step),
         (f"numpy reference step ({name})", lambda: numpy_sgd_step(params, X, y, LR)),
     ])
     return eng, ref

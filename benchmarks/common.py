@@ -43,10 +43,29 @@ class Timing:
     best: float
     repeats: int
     calls_per_repeat: int
+    page_faults_per_call: float | None = None
 
     def __str__(self) -> str:
-        return (f"{self.label:<34} median {self.median * 1e6:9.1f} us   "
-                f"best {self.best * 1e6:9.1f} us   ({self.repeats} x {self.calls_per_repeat} calls)")
+        faults = ("" if self.page_faults_per_call is None
+                  else f", {self.page_faults_per_call:.1f} page faults/call")
+        return (f"{self.label:<34} median {self.median * 1e6:8.1f} us   "
+                f"best {self.best * 1e6:8.1f} us   ({self.repeats} x {self.calls_per_repeat} calls"
+                f"{faults})")
+
+
+try:
+    import resource
+except ImportError:  # Windows: no page-fault counts
+    resource = None  # type: ignore[assignment]
+
+
+def _minor_page_faults() -> int:
+    """Page faults served without disk so far in this process (0 where the OS does not say).
+
+    Many per call mean the memory allocator gives memory back to the operating system and
+    takes it again on every call, which can cost more than the arithmetic.
+    """
+    return resource.getrusage(resource.RUSAGE_SELF).ru_minflt if resource else 0
 
 
 def _calls_lasting(fn: Callable[[], Any], seconds: float) -> int:
@@ -74,14 +93,18 @@ def time_calls(fns: Sequence[tuple[str, Callable[[], Any]]], repeats: int = 21,
             fn()
     calls = [_calls_lasting(fn, min_seconds_per_repeat) for _, fn in fns]
     per_call: list[list[float]] = [[] for _ in fns]
+    faults = [0 for _ in fns]
     for _ in range(repeats):
-        for (_, fn), n, samples in zip(fns, calls, per_call):
+        for i, ((_, fn), n, samples) in enumerate(zip(fns, calls, per_call)):
+            faults_before = _minor_page_faults()
             start = time.perf_counter()
             for _ in range(n):
                 fn()
             samples.append((time.perf_counter() - start) / n)
-    return [Timing(label, statistics.median(s), min(s), repeats, n)
-            for (label, _), n, s in zip(fns, calls, per_call)]
+            faults[i] += _minor_page_faults() - faults_before
+    return [Timing(label, statistics.median(s), min(s), repeats, n,
+                   f / (repeats * n) if resource else None)
+            for (label, _), n, s, f in zip(fns, calls, per_call, faults)]
 
 
 def time_call(fn: Callable[[], Any], label: str, repeats: int = 21,

@@ -16,7 +16,7 @@ from typing import Any
 
 import numpy as np
 
-from .tensor import ArrayLike, Tensor, shape_str
+from .tensor import ArrayLike, Tensor, _as_float_array, shape_str
 
 Rng = np.random.Generator | int | None
 
@@ -70,16 +70,19 @@ class Module:
             )
         arrays = {}
         for name, p in params.items():
-            value = np.asarray(state[name])
+            raw = state[name]
+            value = _as_float_array(raw.data if isinstance(raw, Tensor) else raw,
+                                    f"load_state_dict ({name!r})")
             if value.shape != p.shape:
                 raise ValueError(
                     f"load_state_dict: shape mismatch for {name!r}: the state has "
                     f"{shape_str(value.shape)}, the model has {shape_str(p.shape)}; "
                     f"build the model with the same layer sizes as the saved one."
                 )
-            arrays[name] = value
+            arrays[name] = value.astype(p.dtype, copy=True)
+        # Every check passed: only now change the parameters, so a bad state changes nothing.
         for name, p in params.items():
-            p.data = arrays[name].astype(p.dtype, copy=True)
+            p.data = arrays[name]
 
     def __repr__(self) -> str:
         return f"{type(self).__name__}()"
@@ -241,7 +244,8 @@ def mse_loss(pred: Tensor, target: ArrayLike, reduction: str = "mean") -> Tensor
     """
     if reduction not in REDUCTIONS:
         raise ValueError(f"mse_loss: unknown reduction {reduction!r}; choose one of {list(REDUCTIONS)}")
-    target = target if isinstance(target, Tensor) else Tensor(target)
+    if not isinstance(target, Tensor):  # data: take pred's dtype, so float32 stays float32
+        target = Tensor(_as_float_array(target, "mse_loss").astype(pred.dtype, copy=False))
     if pred.shape != target.shape:
         raise ValueError(
             f"mse_loss: pred has shape {shape_str(pred.shape)} but target has shape "
@@ -253,24 +257,35 @@ def mse_loss(pred: Tensor, target: ArrayLike, reduction: str = "mean") -> Tensor
 
 
 def class_labels(labels: ArrayLike, num_classes: int, batch: int, op: str) -> np.ndarray:
-    """Validate class ids: integers in [0, num_classes), one per sample."""
+    """Validate class ids: integers in [0, num_classes), one per sample.
+
+    Returns:
+        The labels as an integer index array of shape (batch,).
+    """
     raw = labels.data if isinstance(labels, Tensor) else np.asarray(labels)
-    if raw.dtype.kind not in "iuf" or (raw.dtype.kind == "f" and not np.all(raw == np.round(raw))):
-        raise TypeError(
-            f"{op}: labels must be integer class ids, got dtype {raw.dtype}"
-            + (f" with values like {raw.ravel()[:3].tolist()}" if raw.size else "")
-            + "; for one-hot targets pass targets.argmax(axis=1)."
-        )
+    kind = raw.dtype.kind
+    if kind not in "iuf":
+        raise TypeError(f"{op}: labels must be integer class ids, got dtype {raw.dtype}"
+                        "; for one-hot targets pass targets.argmax(axis=1).")
+    if kind == "f":  # floats are accepted when they hold whole numbers
+        not_whole = ~np.isfinite(raw) | (raw != np.round(raw))
+        if not_whole.any():
+            raise TypeError(
+                f"{op}: labels must be integer class ids, got dtype {raw.dtype} with values like "
+                f"{raw[not_whole].ravel()[:3].tolist()}; for one-hot targets pass "
+                f"targets.argmax(axis=1)."
+            )
     if raw.shape != (batch,):
+        one_hot = " (for one-hot targets pass targets.argmax(axis=1))" if raw.ndim == 2 else ""
         raise ValueError(
             f"{op}: labels have shape {shape_str(raw.shape)} but the logits hold {batch} samples; "
-            f"pass one class id per sample, shape ({batch},)."
+            f"pass one class id per sample, shape ({batch},){one_hot}."
         )
-    ids = raw.astype(np.intp)
-    bad = (ids < 0) | (ids >= num_classes)
-    if bad.any():
+    ids = raw.astype(np.intp, copy=False)
+    if ids.size and (ids.min() < 0 or ids.max() >= num_classes):
+        bad = ids[(ids < 0) | (ids >= num_classes)][0]
         raise ValueError(
-            f"{op}: label {ids[bad][0]} is out of range for {num_classes} classes; "
+            f"{op}: label {bad} is out of range for {num_classes} classes; "
             f"class ids run from 0 to {num_classes - 1}."
         )
     return ids

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import numbers
 from collections.abc import Iterable
 
 import numpy as np
@@ -23,7 +24,7 @@ class Optimizer:
                     f"{name}: parameter {i} is not a Tensor with requires_grad=True; "
                     f"pass model.parameters()"
                 )
-        if not (np.isfinite(lr) and lr > 0):
+        if isinstance(lr, bool) or not isinstance(lr, numbers.Real) or not (np.isfinite(lr) and lr > 0):
             raise ValueError(f"{name}: lr must be a positive number, got {lr!r}")
         self.lr = float(lr)
 
@@ -60,7 +61,8 @@ class SGD(Optimizer):
             g = p.grad + self.weight_decay * p.data if self.weight_decay else p.grad
             if self.momentum:
                 v = self.velocity[i]
-                g = self.velocity[i] = g if v is None else self.momentum * v + g
+                # the first step starts the velocity at the gradient (as PyTorch does)
+                g = self.velocity[i] = g.copy() if v is None else self.momentum * v + g
             p.data -= self.lr * g
 
 

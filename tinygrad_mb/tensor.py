@@ -14,6 +14,8 @@ operations backpropagates without hitting Python's recursion limit.
 
 from __future__ import annotations
 
+import math
+import operator
 from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
 from typing import Any, Union
@@ -84,6 +86,20 @@ def _as_float_array(data: Any, where: str) -> np.ndarray:
     )
 
 
+def _operand(value: ArrayLike, like: Tensor) -> Tensor:
+    """The other operand of a binary op, as a Tensor.
+
+    A number (Python or numpy scalar) takes the dtype of the tensor it meets, so ``x * 2``
+    and ``1 - x`` keep a float32 ``x`` float32; arrays and lists follow numpy's promotion
+    (a float32 tensor combined with a float64 array gives float64, as in numpy).
+    """
+    if isinstance(value, Tensor):
+        return value
+    if isinstance(value, (int, float, np.number, np.bool_)):
+        return Tensor(np.asarray(value, dtype=like.data.dtype))
+    return Tensor(value)
+
+
 def _normalize_axis(axis: int | tuple[int, ...] | None, ndim: int, op: str) -> tuple[int, ...]:
     """Axis argument as a sorted tuple of non-negative axes (all axes for None)."""
     if axis is None:
@@ -91,15 +107,27 @@ def _normalize_axis(axis: int | tuple[int, ...] | None, ndim: int, op: str) -> t
     axes = (axis,) if isinstance(axis, (int, np.integer)) else tuple(axis)
     out = []
     for a in axes:
-        if not -ndim <= a < max(ndim, 1):
+        if not -ndim <= a < ndim:
             raise ValueError(f"{op}: axis {a} is out of range for a tensor with {ndim} dimensions")
-        out.append(int(a) % max(ndim, 1))
+        out.append(int(a) % ndim)
     return tuple(sorted(set(out)))
 
 
-def _expand_reduced(g: np.ndarray, axes: tuple[int, ...], keepdims: bool) -> np.ndarray:
-    """Put back the reduced axes (as size 1) so ``g`` broadcasts against the input."""
-    return g if keepdims else np.expand_dims(g, axes)
+def _kept_shape(shape: tuple[int, ...], axes: tuple[int, ...]) -> tuple[int, ...]:
+    """The shape a reduction over ``axes`` has with keepdims=True: reduced axes become 1."""
+    return tuple(1 if i in axes else n for i, n in enumerate(shape))
+
+
+def _spread(g: np.ndarray, kept: tuple[int, ...], shape: tuple[int, ...]) -> np.ndarray:
+    """Copy the gradient of a reduction back over every element that was reduced.
+
+    ``g`` is reshaped to the keepdims shape (putting back the reduced axes as size 1),
+    then broadcast to the input's shape into a fresh, writable array (a broadcast view
+    would be read-only and would surprise anyone updating a .grad in place).
+    """
+    out = np.empty(shape, dtype=g.dtype)
+    out[...] = g.reshape(kept)
+    return out
 
 
 class Tensor:
@@ -111,6 +139,10 @@ class Tensor:
         requires_grad: whether gradients with respect to this tensor are wanted
             (parameters: True; data: False).
         name: optional label, shown in error messages and graph pictures.
+
+    A tensor that requires grad gets its own copy of the values (optimizers update
+    parameters in place, which must not change the caller's array); otherwise the
+    tensor may share memory with a numpy array it was given.
 
     Attributes:
         data: the values, a numpy array.
@@ -126,6 +158,8 @@ class Tensor:
         if isinstance(data, Tensor):
             data = data.data
         self.data: np.ndarray = _as_float_array(data, "Tensor")
+        if requires_grad and isinstance(data, np.ndarray) and np.may_share_memory(self.data, data):
+            self.data = self.data.copy()
         self.grad: np.ndarray | None = None
         self.requires_grad = bool(requires_grad)
         self.name = name
@@ -142,7 +176,7 @@ class Tensor:
         out.grad = None
         out.name = None
         out._op = op
-        if _grad_enabled and any(p.requires_grad for p in parents):
+        if _grad_enabled and _any_requires_grad(parents):
             out.requires_grad = True
             out._prev = parents
             out._backward = backward
@@ -247,28 +281,36 @@ class Tensor:
                     f"backward: grad has shape {shape_str(seed.shape)} but the tensor has shape "
                     f"{shape_str(self.shape)}; they must match."
                 )
-            seed = seed.astype(self.dtype, copy=False)
+            seed = seed.astype(self.dtype)  # a copy: .grad must not alias the caller's array
 
-        # Gradients of this pass are gathered here and only then added into .grad, so a
-        # second backward call adds its own contribution instead of re-sending the first.
+        # Gradients of this pass are gathered in `pending` and only then added into .grad,
+        # so a second backward call adds its own contribution instead of re-sending the
+        # first. Reverse topological order guarantees that when a node is reached, every
+        # node that uses it has already sent its share: its gradient is complete.
         pending: dict[Tensor, np.ndarray] = {self: seed}
         for node in reversed(topological_order(self)):
             g = pending.pop(node, None)
             if g is None:
                 continue
             node.grad = g if node.grad is None else node.grad + g
-            if node._backward is None:
+            if node._backward is None:  # a leaf: nothing further to send
                 continue
             for parent, pg in zip(node._prev, node._backward(g)):
                 if pg is None or not parent.requires_grad:
                     continue
-                if pg.dtype != parent.data.dtype:
+                if pg.dtype != parent.data.dtype:  # e.g. a float32 tensor times a float64 array
                     pg = pg.astype(parent.data.dtype)
-                pending[parent] = pg if parent not in pending else pending[parent] + pg
+                if parent in pending:
+                    pending[parent] = pending[parent] + pg  # fan-out: a tensor used twice
+                else:
+                    pending[parent] = pg
 
     # ---------------------------------------------------------------- elementwise binary ops
-    def _binary(self, other: ArrayLike, op: str, fn: Callable[[np.ndarray, np.ndarray], np.ndarray]):
-        other = other if isinstance(other, Tensor) else Tensor(other)
+    # Each backward returns None for an operand that needs no gradient (data, constants),
+    # so no work is spent on it.
+    def _binary(self, other: ArrayLike, op: str,
+                fn: Callable[[np.ndarray, np.ndarray], np.ndarray]) -> tuple[Tensor, np.ndarray]:
+        other = _operand(other, self)
         try:
             data = fn(self.data, other.data)
         except ValueError:
@@ -281,18 +323,24 @@ class Tensor:
     def __add__(self, other: ArrayLike) -> Tensor:
         other, data = self._binary(other, "add", np.add)
         a_shape, b_shape = self.shape, other.shape
+        need_a, need_b = self.requires_grad, other.requires_grad
 
         def backward(g):
-            return unbroadcast(g, a_shape), unbroadcast(g, b_shape)
+            # d(a+b)/da = d(a+b)/db = 1: both receive g (summed over broadcast copies)
+            return (unbroadcast(g, a_shape) if need_a else None,
+                    unbroadcast(g, b_shape) if need_b else None)
 
         return Tensor._result(data, (self, other), "add", backward)
 
     def __sub__(self, other: ArrayLike) -> Tensor:
         other, data = self._binary(other, "sub", np.subtract)
         a_shape, b_shape = self.shape, other.shape
+        need_a, need_b = self.requires_grad, other.requires_grad
 
         def backward(g):
-            return unbroadcast(g, a_shape), unbroadcast(-g, b_shape)
+            # d(a-b)/da = 1 and d(a-b)/db = -1
+            return (unbroadcast(g, a_shape) if need_a else None,
+                    unbroadcast(-g, b_shape) if need_b else None)
 
         return Tensor._result(data, (self, other), "sub", backward)
 
@@ -341,16 +389,16 @@ class Tensor:
 
     # Python numbers and numpy arrays on the left-hand side.
     def __radd__(self, other: ArrayLike) -> Tensor:
-        return Tensor(other) + self
+        return _operand(other, self) + self
 
     def __rsub__(self, other: ArrayLike) -> Tensor:
-        return Tensor(other) - self
+        return _operand(other, self) - self
 
     def __rmul__(self, other: ArrayLike) -> Tensor:
-        return Tensor(other) * self
+        return _operand(other, self) * self
 
     def __rtruediv__(self, other: ArrayLike) -> Tensor:
-        return Tensor(other) / self
+        return _operand(other, self) / self
 
     def __rpow__(self, base: float) -> Tensor:
         # base ** x = exp(x * log(base)), defined for a positive number base
@@ -360,7 +408,7 @@ class Tensor:
 
     # ---------------------------------------------------------------- matrix product
     def __matmul__(self, other: ArrayLike) -> Tensor:
-        other = other if isinstance(other, Tensor) else Tensor(other)
+        other = _operand(other, self)
         a, b = self.data, other.data
         if a.ndim == 0 or b.ndim == 0 or a.shape[-1] != b.shape[-2 if b.ndim > 1 else 0]:
             raise ValueError(
@@ -378,8 +426,12 @@ class Tensor:
         need_a, need_b = self.requires_grad, other.requires_grad
 
         def backward(g):
-            # For matrices, C = A @ B gives dA = G @ B^T and dB = A^T @ G. Vectors are treated
-            # as a matrix with one row (left) or one column (right), then the axis is dropped.
+            # For matrices, C = A @ B gives dA = G @ B^T and dB = A^T @ G.
+            if a.ndim == 2 and b.ndim == 2:  # the common case (a batch times a weight)
+                return (g @ b.T if need_a else None, a.T @ g if need_b else None)
+            # Otherwise the same formulas after making both operands matrices: a vector on
+            # the left is a matrix with one row, on the right one with one column (that axis
+            # is dropped again at the end). Batch axes that were broadcast are summed away.
             A = a[None, :] if a.ndim == 1 else a
             B = b[:, None] if b.ndim == 1 else b
             G = g
@@ -389,17 +441,15 @@ class Tensor:
                 G = np.expand_dims(G, -1)
             ga = gb = None
             if need_a:
-                ga = G @ np.swapaxes(B, -1, -2)
-                ga = unbroadcast(ga, A.shape).reshape(a.shape)
+                ga = unbroadcast(G @ np.swapaxes(B, -1, -2), A.shape).reshape(a.shape)
             if need_b:
-                gb = np.swapaxes(A, -1, -2) @ G
-                gb = unbroadcast(gb, B.shape).reshape(b.shape)
+                gb = unbroadcast(np.swapaxes(A, -1, -2) @ G, B.shape).reshape(b.shape)
             return ga, gb
 
         return Tensor._result(data, (self, other), "matmul", backward)
 
     def __rmatmul__(self, other: ArrayLike) -> Tensor:
-        return Tensor(other) @ self
+        return _operand(other, self) @ self
 
     # ---------------------------------------------------------------- elementwise unary ops
     def exp(self) -> Tensor:
@@ -436,42 +486,44 @@ class Tensor:
     # ---------------------------------------------------------------- reductions
     def sum(self, axis: int | tuple[int, ...] | None = None, keepdims: bool = False) -> Tensor:
         axes = _normalize_axis(axis, self.ndim, "sum")
-        shape = self.shape
+        shape, kept = self.shape, _kept_shape(self.shape, axes)
 
         def backward(g):
             # every summed element receives the whole upstream gradient
-            return (np.broadcast_to(_expand_reduced(g, axes, keepdims), shape),)
+            return (_spread(g, kept, shape),)
 
         return Tensor._result(self.data.sum(axis=axes, keepdims=keepdims), (self,), "sum", backward)
 
     def mean(self, axis: int | tuple[int, ...] | None = None, keepdims: bool = False) -> Tensor:
         axes = _normalize_axis(axis, self.ndim, "mean")
-        shape = self.shape
-        count = int(np.prod([shape[a] for a in axes]))
+        shape, kept = self.shape, _kept_shape(self.shape, axes)
+        count = math.prod(shape[a] for a in axes)
 
         def backward(g):
             # mean = sum / count, so each element receives 1/count of the upstream gradient
-            return (np.broadcast_to(_expand_reduced(g, axes, keepdims) / count, shape),)
+            return (_spread(g / count, kept, shape),)
 
-        return Tensor._result(self.data.mean(axis=axes, keepdims=keepdims), (self,), "mean", backward)
+        data = self.data.sum(axis=axes, keepdims=keepdims) / count
+        return Tensor._result(data, (self,), "mean", backward)
 
     def max(self, axis: int | tuple[int, ...] | None = None, keepdims: bool = False) -> Tensor:
         axes = _normalize_axis(axis, self.ndim, "max")
-        x = self.data
+        x, kept = self.data, _kept_shape(self.shape, axes)
         m = x.max(axis=axes, keepdims=True)
 
         def backward(g):
             # The gradient flows to the maximal element; ties share it equally.
-            hit = x == m
-            share = hit / hit.sum(axis=axes, keepdims=True)
-            return (share * _expand_reduced(g, axes, keepdims),)
+            hit = (x == m).astype(x.dtype)
+            return (hit / hit.sum(axis=axes, keepdims=True) * g.reshape(kept),)
 
-        data = m if keepdims else np.squeeze(m, axis=axes)
+        data = m if keepdims else m.reshape([n for i, n in enumerate(x.shape) if i not in axes])
         return Tensor._result(data, (self,), "max", backward)
 
     # ---------------------------------------------------------------- shape ops
     def reshape(self, *shape: int | Sequence[int]) -> Tensor:
-        new_shape = tuple(shape[0]) if len(shape) == 1 and not isinstance(shape[0], int) else shape
+        if len(shape) == 1 and not isinstance(shape[0], (int, np.integer)):
+            shape = tuple(shape[0])  # reshape((2, 3)) as well as reshape(2, 3)
+        new_shape = tuple(operator.index(n) for n in shape)  # integers only: no 2.5 axes
         old = self.shape
         try:
             data = self.data.reshape(new_shape)
@@ -482,15 +534,19 @@ class Tensor:
         return Tensor._result(data, (self,), "reshape", lambda g: (g.reshape(old),))
 
     def transpose(self, *axes: int) -> Tensor:
-        if len(axes) == 1 and not isinstance(axes[0], int):
-            axes = tuple(axes[0])
-        perm = tuple(axes) if axes else tuple(reversed(range(self.ndim)))
-        if sorted(a % max(self.ndim, 1) for a in perm) != list(range(self.ndim)):
+        if len(axes) == 1 and not isinstance(axes[0], (int, np.integer)):
+            axes = tuple(axes[0])  # transpose((1, 0)) as well as transpose(1, 0)
+        n = self.ndim
+        perm = tuple(int(a) for a in axes) if axes else tuple(reversed(range(n)))
+        if not all(-n <= a < n for a in perm) or sorted(a % n for a in perm) != list(range(n)):
             raise ValueError(
-                f"transpose: axes {perm} are not a permutation of the {self.ndim} axes of "
+                f"transpose: axes {perm} are not a permutation of the {n} axes of "
                 f"a tensor of shape {shape_str(self.shape)}"
             )
-        inverse = tuple(np.argsort(perm))
+        perm = tuple(a % n for a in perm)
+        # Axis perm[i] of the input became axis i of the output; the inverse permutation
+        # sends the gradient's axes back where they came from.
+        inverse = tuple(int(i) for i in np.argsort(perm))
         data = self.data.transpose(perm)
         return Tensor._result(data, (self,), "transpose", lambda g: (g.transpose(inverse),))
 
@@ -519,6 +575,7 @@ class Tensor:
 
     # ---------------------------------------------------------------- softmax family
     def softmax(self, axis: int = -1) -> Tensor:
+        (axis,) = _normalize_axis(axis, self.ndim, "softmax")
         x = self.data
         e = np.exp(x - x.max(axis=axis, keepdims=True))  # shift: exp never overflows
         s = e / e.sum(axis=axis, keepdims=True)
@@ -530,6 +587,7 @@ class Tensor:
         return Tensor._result(s, (self,), "softmax", backward)
 
     def log_softmax(self, axis: int = -1) -> Tensor:
+        (axis,) = _normalize_axis(axis, self.ndim, "log_softmax")
         x = self.data
         shifted = x - x.max(axis=axis, keepdims=True)  # log-sum-exp trick: largest term is e^0
         out = shifted - np.log(np.exp(shifted).sum(axis=axis, keepdims=True))
@@ -539,6 +597,13 @@ class Tensor:
             return (g - np.exp(out) * g.sum(axis=axis, keepdims=True),)
 
         return Tensor._result(out, (self,), "log_softmax", backward)
+
+
+def _any_requires_grad(tensors: tuple[Tensor, ...]) -> bool:
+    for t in tensors:  # a plain loop: this runs for every op, and any(<generator>) is slower
+        if t.requires_grad:
+            return True
+    return False
 
 
 def _plain_index(index: Any) -> Any:
