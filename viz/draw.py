@@ -1,0 +1,47 @@
+"""``draw_graph``: a tensor's computation graph as a picture (walk -> DOT -> Picture)."""
+
+from __future__ import annotations
+
+from tinygrad_mb import Tensor
+
+from .dot import to_dot
+from .graph import walk
+from .render import Picture
+
+DEFAULT_MAX_NODES = 200  # beyond this a picture is unreadable anyway; the rest is folded
+
+
+def check_tensor(value: object, where: str) -> Tensor:
+    if not isinstance(value, Tensor):
+        raise TypeError(f"{where}: expected a Tensor (e.g. a loss), got {type(value).__name__}")
+    return value
+
+
+def draw_graph(
+    root: Tensor,
+    *,
+    max_nodes: int | None = DEFAULT_MAX_NODES,
+    rankdir: str = "LR",
+    title: str | None = None,
+    renderer: str | None = None,
+) -> Picture:
+    """Draw everything ``root`` was computed from.
+
+    Each tensor is one box: its op (or for a leaf its name), shape, a data summary and its
+    gradient ("—" until backward reaches it). Parameters are yellow, inputs grey, constants
+    dashed grey, operations blue and the root (the loss) red.
+
+    Args:
+        root: the tensor to draw, usually a loss; call ``loss.backward()`` first to see gradients.
+        max_nodes: show at most this many tensors (those nearest the root) and fold the rest
+            into one note; None shows everything.
+        rankdir: "LR" (inputs left, loss right) or "TB" (top to bottom).
+        title: a line written above the picture.
+        renderer: "auto", "dot", "pygraphviz" or "none"; None reads $VIZ_RENDERER.
+
+    Returns:
+        A ``Picture``: ``.source`` (DOT), ``.svg()``, ``.save("graph.svg")``; Jupyter shows it.
+    """
+    graph = walk(check_tensor(root, "draw_graph"), max_nodes=max_nodes)
+    facts = {"nodes": len(graph.nodes), "hidden": graph.hidden}
+    return Picture(to_dot(graph, rankdir=rankdir, title=title), renderer=renderer, facts=facts)

@@ -1,0 +1,214 @@
+"""Walk a tensor's computation graph into plain nodes and edges.
+
+Nothing here draws: the result is a list of ``Node`` records (what each tensor is, its
+shape and short summaries of its values and gradient) and a list of edges. ``viz.dot``
+turns that into DOT text, ``viz.render`` turns DOT into pictures.
+
+Two choices matter:
+
+- The walk uses an explicit stack, never recursion, so a chain of 100,000 operations is
+  walked as easily as a chain of 3 (Python's call stack holds about 1,000 frames).
+- Node ids are ``n0, n1, ...`` counted in the order the walk meets the tensors, never
+  Python's ``id()`` (a memory address): the same computation always gets the same ids,
+  so it always produces the same DOT text, and tests can compare it with expected text.
+"""
+
+from __future__ import annotations
+
+from collections import deque
+from dataclasses import dataclass, field
+
+import numpy as np
+
+from tinygrad_mb import Tensor
+from tinygrad_mb.tensor import shape_str
+
+NO_GRAD_YET = "—"  # what a node shows before backward has reached it
+NOT_NEEDED = "not needed"  # tensors that do not require grad never get one
+
+# How each kind of tensor is called in pictures (see ``kind_of``).
+KINDS = ("parameter", "input", "constant", "op", "loss", "output")
+
+
+@dataclass(frozen=True)
+class Node:
+    """One tensor, as a picture shows it.
+
+    Attributes:
+        id: "n0", "n1", ... in walk order (inputs before the operations that use them).
+        kind: "parameter", "input", "constant", "op", or for the root "loss" (a scalar)
+            or "output" (anything else).
+        op: the operation that produced the tensor ("" for a leaf).
+        name: the tensor's ``name``, or None.
+        shape: the tensor's shape.
+        data: a short summary of the values (see ``summarize``).
+        grad: a short summary of the gradient, "—" before backward, "not needed" for
+            tensors that do not require grad.
+        tensor: the tensor itself (not compared, not printed).
+    """
+
+    id: str
+    kind: str
+    op: str
+    name: str | None
+    shape: tuple[int, ...]
+    data: str
+    grad: str
+    tensor: Tensor | None = field(default=None, compare=False, repr=False)
+
+
+@dataclass(frozen=True)
+class Graph:
+    """Nodes and edges of a computation graph, ready to be written as DOT.
+
+    Attributes:
+        nodes: inputs first, the root last.
+        edges: (input id, output id) pairs: data flows from the first to the second. An
+            operation that uses the same tensor twice (``x * x``) has two edges.
+        root: the id of the root node.
+        hidden: how many tensors the node cap left out (0 when everything is shown).
+        cut: ids of shown nodes that have at least one hidden input.
+    """
+
+    nodes: list[Node]
+    edges: list[tuple[str, str]]
+    root: str
+    hidden: int = 0
+    cut: tuple[str, ...] = ()
+
+    def node(self, node_id: str) -> Node:
+        """The node with this id (KeyError if there is none)."""
+        for n in self.nodes:
+            if n.id == node_id:
+                return n
+        raise KeyError(node_id)
+
+    def id_of(self, tensor: Tensor) -> str:
+        """The id of the node showing ``tensor`` (KeyError if it is not shown)."""
+        for n in self.nodes:
+            if n.tensor is tensor:
+                return n.id
+        raise KeyError(f"this tensor is not shown in the graph (shape {shape_str(tensor.shape)})")
+
+
+def format_number(x: float) -> str:
+    """Four significant digits: 0.1235, -12.5, 1.235e-07."""
+    return f"{float(x):.4g}"
+
+
+def summarize(values: np.ndarray | None) -> str:
+    """A short text for an array: the value of a single number, else its min, mean and max."""
+    if values is None:
+        return NO_GRAD_YET
+    a = np.asarray(values)
+    if a.size == 0:
+        return "empty"
+    if a.size == 1:
+        return format_number(a.reshape(()))
+    return f"min {format_number(a.min())} · mean {format_number(a.mean())} · max {format_number(a.max())}"
+
+
+def grad_summary(t: Tensor) -> str:
+    """What a node shows as its gradient right now."""
+    if t.grad is not None:
+        return summarize(t.grad)
+    return NO_GRAD_YET if t.requires_grad else NOT_NEEDED
+
+
+def kind_of(t: Tensor, is_root: bool) -> str:
+    """Which kind of node a tensor is in a picture.
+
+    The root is the "loss" when it is a scalar (shape (), what loss functions return and
+    ``backward()`` starts from) and an "output" otherwise (a model's prediction, say).
+    Leaves that require grad are the "parameter"s being trained. Other leaves are data:
+    an unnamed single number (like the 2 in ``x * 2``) is a "constant", anything else
+    (a batch X, targets y) an "input".
+    """
+    if is_root:
+        return "loss" if t.ndim == 0 else "output"
+    if t.parents:
+        return "op"
+    if t.requires_grad:
+        return "parameter"
+    return "constant" if t.size == 1 and t.name is None else "input"
+
+
+def walk_order(root: Tensor) -> list[Tensor]:
+    """Every tensor ``root`` was computed from (including constants), inputs first, root last.
+
+    A depth-first search with an explicit stack. A tensor is emitted once all of its
+    inputs have been, and the first input of an operation is visited before the second,
+    so ``a * b`` lists a, then b, then the product.
+    """
+    order: list[Tensor] = []
+    seen: set[Tensor] = {root}  # Tensor has no __eq__, so sets compare identity
+    stack: list[tuple[Tensor, bool]] = [(root, False)]
+    while stack:
+        t, inputs_done = stack.pop()
+        if inputs_done:
+            order.append(t)
+            continue
+        stack.append((t, True))
+        # Pushed in reverse so that the first input is popped (visited) first.
+        for parent in reversed(t.parents):
+            if parent not in seen:
+                seen.add(parent)
+                stack.append((parent, False))
+    return order
+
+
+def nearest_to_root(root: Tensor, limit: int) -> set[Tensor]:
+    """The ``limit`` tensors closest to the root (breadth-first: the last operations first)."""
+    kept: set[Tensor] = {root}
+    queue = deque([root])
+    while queue and len(kept) < limit:
+        t = queue.popleft()
+        for parent in t.parents:
+            if parent not in kept and len(kept) < limit:
+                kept.add(parent)
+                queue.append(parent)
+    return kept
+
+
+def walk(root: Tensor, max_nodes: int | None = None) -> Graph:
+    """The computation graph of ``root`` as nodes and edges.
+
+    Args:
+        root: the tensor to start from (usually a loss).
+        max_nodes: show at most this many tensors, the ones nearest the root; the rest are
+            counted in ``Graph.hidden`` so a picture can say that they were left out.
+            None shows everything.
+
+    Returns:
+        A ``Graph`` whose node ids are counted in walk order.
+    """
+    if max_nodes is not None and max_nodes < 1:
+        raise ValueError(f"walk: max_nodes must be at least 1 (or None for no limit), got {max_nodes}")
+    order = walk_order(root)
+    hidden = 0
+    if max_nodes is not None and len(order) > max_nodes:
+        shown = nearest_to_root(root, max_nodes)
+        hidden = len(order) - len(shown)
+        order = [t for t in order if t in shown]
+
+    ids: dict[Tensor, str] = {t: f"n{i}" for i, t in enumerate(order)}
+    nodes = [
+        Node(
+            id=ids[t],
+            kind=kind_of(t, t is root),
+            op=t.op,
+            name=t.name,
+            shape=tuple(t.shape),
+            data=summarize(t.data),
+            grad=grad_summary(t),
+            tensor=t,
+        )
+        for t in order
+    ]
+    edges: list[tuple[str, str]] = []
+    cut: list[str] = []
+    for t in order:
+        if any(p not in ids for p in t.parents):
+            cut.append(ids[t])
+        edges.extend((ids[p], ids[t]) for p in t.parents if p in ids)
+    return Graph(nodes=nodes, edges=edges, root=ids[root], hidden=hidden, cut=tuple(cut))

@@ -1,0 +1,303 @@
+"""Pictures for the question "what exactly gets averaged in a mini-batch?".
+
+``draw_strategies`` puts the two correct answers side by side:
+
+- per-sample: B separate graphs, one per sample, each with its own loss ℓ_i and its own
+  backward pass. The averaging is *not* in any graph: the parameters' ``.grad`` adds up the
+  B gradients (the sum), and one division by B follows (the 1/B).
+- batched: one graph for the whole batch. The averaging *is* a node of the graph (the
+  mean over the samples' losses), and backward hands each sample 1/B of the gradient.
+
+``draw_error_first`` shows the misconception: the output errors are averaged first, and
+then there is a single backward pass, which needs activations from *some* forward pass.
+The picture marks the question that has no right answer: which activations?
+
+Both pictures are computed, not sketched: the numbers in them (gradients, their difference)
+come from running the very graphs they show. The parameters' ``.grad`` is put back afterwards.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from typing import Any
+
+import numpy as np
+
+from tinygrad_mb import Tensor, nn
+from tinygrad_mb.tensor import shape_str
+
+from .dot import cluster, digraph, edge_statement, graph_statements, html_lines, node_statement
+from .graph import format_number, summarize, walk
+from .render import Picture
+
+LossFn = Callable[[Tensor, Any], Tensor]
+VARIANTS = ("mean_input", "last_sample", "loss_as_gradient", "mean_residual")
+
+AVERAGING = {"fillcolor": "#ffe6cc", "color": "#d79b00"}  # where the sum / 1/B / mean happens
+RESULT_OK = {"fillcolor": "#d5e8d4", "color": "#82b366"}
+RESULT_WRONG = {"fillcolor": "#f8cecc", "color": "#b85450"}
+QUESTION = {"fillcolor": "#fff2cc", "color": "#b85450", "penwidth": "2"}  # the question with no right answer
+
+
+# ------------------------------------------------------------------------------ helpers
+def _batch(model: nn.Module, X: Any, y: Any, where: str) -> tuple[np.ndarray, np.ndarray, list[Tensor]]:
+    X = np.asarray(X.data if isinstance(X, Tensor) else X)
+    y = np.asarray(y.data if isinstance(y, Tensor) else y)
+    if X.ndim == 0 or y.ndim == 0 or len(X) != len(y) or len(X) == 0:
+        raise ValueError(
+            f"{where}: X and y must hold the same number of samples (one per row, at least one); "
+            f"got shapes {shape_str(X.shape)} and {shape_str(y.shape)}"
+        )
+    return X, y, model.parameters()
+
+
+def shown_samples(batch_size: int, max_samples: int) -> list[int]:
+    """Which samples get drawn: all of them, or the first few and the last one."""
+    if max_samples < 2:
+        raise ValueError(f"max_samples must be at least 2 (the first and the last sample), got {max_samples}")
+    if batch_size <= max_samples:
+        return list(range(batch_size))
+    return [*range(max_samples - 1), batch_size - 1]
+
+
+@contextmanager
+def _grads_put_back(params: list[Tensor]) -> Iterator[None]:
+    """Let the drawing run backward passes; afterwards every parameter has its old .grad."""
+    saved = [p.grad for p in params]
+    try:
+        yield
+    finally:
+        for p, g in zip(params, saved):
+            p.grad = g
+
+
+def _take_grads(params: list[Tensor]) -> list[np.ndarray]:
+    """Copies of the parameters' gradients (zeros where backward did not reach), then clear them."""
+    grads = [np.zeros_like(p.data) if p.grad is None else p.grad.copy() for p in params]
+    for p in params:
+        p.grad = None
+    return grads
+
+
+def _sample(model: nn.Module, loss_fn: LossFn, X: np.ndarray, y: np.ndarray, i: int) -> tuple[Tensor, Tensor]:
+    """Sample i alone, as a batch of one: its prediction ŷ_i and its loss ℓ_i."""
+    pred = model(Tensor(X[i:i + 1], name=f"x[{i}]"))
+    return pred, loss_fn(pred, Tensor(y[i:i + 1], name=f"y[{i}]"))
+
+
+def _max_difference(a: list[np.ndarray], b: list[np.ndarray]) -> float:
+    return max(float(np.max(np.abs(u - v))) if u.size else 0.0 for u, v in zip(a, b))
+
+
+def _agree(a: list[np.ndarray], b: list[np.ndarray]) -> bool:
+    return all(np.allclose(u, v, rtol=1e-9, atol=1e-12) for u, v in zip(a, b))
+
+
+def _box(node_id: str, text: str, look: dict[str, str], shape: str = "box") -> str:
+    attrs = {"label": html_lines(text.splitlines()), "shape": shape, "style": "rounded,filled", **look}
+    return node_statement(node_id, attrs)
+
+
+# ------------------------------------------------------------------------------ strategies
+def draw_strategies(
+    model: nn.Module,
+    loss_fn: LossFn,
+    X: Any,
+    y: Any,
+    *,
+    max_samples: int = 3,
+    rankdir: str = "LR",
+    renderer: str | None = None,
+) -> Picture:
+    """Per-sample graphs beside the batched graph, showing where the sum and the 1/B happen.
+
+    Args:
+        model, loss_fn, X, y: as for the strategies in ``tinygrad_mb.minibatch``
+            (``loss_fn`` returns the mean loss over the samples it is given).
+        max_samples: draw at most this many per-sample graphs (the first ones and the last);
+            a note stands for the others.
+
+    Returns:
+        A ``Picture`` whose ``facts`` hold both gradients ("per_sample_average",
+        "batched_mean", lists aligned with ``model.parameters()``) and "max_abs_difference".
+    """
+    X, y, params = _batch(model, X, y, "draw_strategies")
+    B = len(X)
+    shown = shown_samples(B, max_samples)
+    lines: list[str] = []
+    sample_losses: list[str] = []
+    with _grads_put_back(params):
+        for p in params:
+            p.grad = None
+        # Per-sample: B forward passes and B backward passes; .grad sums the gradients.
+        total = [np.zeros_like(p.data) for p in params]
+        for i in range(B):
+            _, loss_i = _sample(model, loss_fn, X, y, i)
+            loss_i.backward()
+            if i in shown:  # walked after backward, so the boxes show this sample's gradients
+                g = walk(loss_i)
+                label = f"sample {i}: its own graph and loss ℓ_{i}, backpropagated alone"
+                lines += cluster(f"sample{i}", label, graph_statements(g, prefix=f"s{i}_"))
+                sample_losses.append(f"s{i}_{g.root}")
+            total = [t + g for t, g in zip(total, _take_grads(params))]
+        per_sample = [t / B for t in total]
+
+        # Batched: one forward pass of the whole batch, the mean inside the graph, one backward.
+        batch_loss = loss_fn(model(Tensor(X, name="X")), Tensor(y, name="y"))
+        batch_loss.backward()
+        gb = walk(batch_loss)
+        label = f"the whole batch (B = {B}): one graph, one backward pass"
+        lines += cluster("batched", label, graph_statements(gb, prefix="b_"))
+        batched = _take_grads(params)
+
+    same = _agree(per_sample, batched)
+    diff = _max_difference(per_sample, batched)
+    if len(shown) < B:
+        lines.append(_box("more", f"⋯ {B - len(shown)} more samples,\neach with a graph like these", {
+            "fillcolor": "#ffffff", "color": "#888888"}, shape="note"))
+        lines.append(edge_statement("more", "sum_grads", {"style": "dashed", "label": "backward"}))
+    lines += [
+        _box("sum_grads", f"Σ_i ∇θ ℓ_i  (the sum)\n.grad adds up the gradients\nof the B = {B} backward passes",
+             AVERAGING),
+        _box("one_over_B", f"× 1/B = 1/{B}  (the 1/B)\nafter all backward passes", AVERAGING),
+        _box("per_sample_result", "per-sample average\n(1/B) Σ_i ∇θ ℓ_i", RESULT_OK),
+        _box("batched_note", f"mean over the batch: the sum and the 1/B\nare a node of the forward graph;\n"
+             f"backward hands each sample 1/{B} of the gradient", AVERAGING, shape="note"),
+        _box("batched_result", "batched mean\n∇θ L_B from one backward pass", RESULT_OK),
+        _box("same", ("the same gradient" if same else "the gradients DIFFER")
+             + f"\nmax |difference| = {format_number(diff)}", RESULT_OK if same else RESULT_WRONG),
+        *(edge_statement(loss_id, "sum_grads", {"label": "backward"}) for loss_id in sample_losses),
+        edge_statement("sum_grads", "one_over_B"),
+        edge_statement("one_over_B", "per_sample_result"),
+        edge_statement("per_sample_result", "same"),
+        edge_statement("batched_note", f"b_{gb.root}", {"style": "dashed", "arrowhead": "none"}),
+        edge_statement(f"b_{gb.root}", "batched_result", {"label": "backward"}),
+        edge_statement("batched_result", "same"),
+    ]
+    title = "Where does the averaging happen? Per-sample graphs summed after backward, or a mean inside one graph"
+    facts = {"batch_size": B, "shown_samples": shown, "per_sample_average": per_sample,
+             "batched_mean": batched, "max_abs_difference": diff}
+    return Picture(digraph(lines, rankdir=rankdir, title=title), renderer=renderer, facts=facts)
+
+
+# ------------------------------------------------------------------------------ error first
+def _error_first_backward(
+    model: nn.Module, loss_fn: LossFn, X: np.ndarray, y: np.ndarray, variant: str,
+    mean_error: np.ndarray, mean_loss: float,
+) -> tuple[Tensor, str]:
+    """Run the variant's one backward pass; return the root of its graph and what it uses."""
+    B = len(X)
+    if variant == "mean_residual":
+        out = model(Tensor(X, name="X"))
+        y_mean = Tensor(np.asarray(y, dtype=out.dtype).mean(axis=0, keepdims=True), name="mean y")
+        root = nn.mse_loss(out.mean(axis=0, keepdims=True), y_mean)
+        root.backward()
+        return root, "every sample's own activations, but each\nreceives the averaged residual ē, not its own"
+    if variant == "last_sample":
+        root = model(Tensor(X[-1:], name=f"x[{B - 1}] (last sample)"))
+        root.backward(mean_error)
+        return root, "the last sample's activations\n(the ones still in memory)"
+    root = model(Tensor(X.mean(axis=0, keepdims=True), name="mean x"))
+    if variant == "mean_input":
+        root.backward(mean_error)
+    else:  # loss_as_gradient: the loss value itself sent back as if it were the output error
+        root.backward(np.full(root.shape, mean_loss, dtype=root.dtype))
+    return root, "the activations of the mean input x̄:\nf′(mean x) is used instead of mean f′(x)"
+
+
+def draw_error_first(
+    model: nn.Module,
+    loss_fn: LossFn,
+    X: Any,
+    y: Any,
+    variant: str = "mean_input",
+    *,
+    max_samples: int = 3,
+    rankdir: str = "LR",
+    renderer: str | None = None,
+) -> Picture:
+    """The "average the error first, then backpropagate once" misconception, as a graph.
+
+    Left: each sample's forward pass, with its own activations and its own output error
+    g_i = ∂ℓ_i/∂ŷ_i. Middle: the errors averaged *before* backpropagation, and the question
+    that has no right answer: a single backward pass needs activations, but whose? Right:
+    the graph the variant picks, backpropagated once. The result is compared with the true
+    mini-batch gradient (the batched mean). Variants as in ``minibatch.error_first``:
+    "mean_input", "last_sample", "loss_as_gradient", "mean_residual" (``nn.mse_loss`` only).
+
+    Returns:
+        A ``Picture`` whose ``facts`` hold "error_first" and "batched_mean" (gradients aligned
+        with ``model.parameters()``), "max_abs_difference" and "mean_error" (ḡ).
+    """
+    if variant not in VARIANTS:
+        raise ValueError(f"draw_error_first: unknown variant {variant!r}; choose one of {list(VARIANTS)}")
+    if variant == "mean_residual" and loss_fn is not nn.mse_loss:
+        raise ValueError("draw_error_first: variant 'mean_residual' averages residuals ŷ − y, which only "
+                         f"squared error has; it needs loss_fn=nn.mse_loss, got {loss_fn!r}.")
+    X, y, params = _batch(model, X, y, "draw_error_first")
+    B = len(X)
+    shown = shown_samples(B, max_samples)
+    lines: list[str] = []
+    outputs: list[tuple[int, str]] = []
+    with _grads_put_back(params):
+        for p in params:
+            p.grad = None
+        errors, losses = [], []
+        for i in range(B):
+            pred_i, loss_i = _sample(model, loss_fn, X, y, i)
+            loss_i.backward()  # ŷ_i.grad is now g_i, this sample's output error
+            errors.append(pred_i.grad.copy())
+            losses.append(loss_i.item())
+            if i in shown:
+                g = walk(pred_i)
+                label = f"sample {i}: its forward pass and its own activations;\nits error g_{i} = ∂ℓ_{i}/∂ŷ_{i}"
+                lines += cluster(f"sample{i}", label, graph_statements(g, prefix=f"s{i}_"))
+                outputs.append((i, f"s{i}_{g.root}"))
+            _take_grads(params)
+        mean_error = np.mean(errors, axis=0)
+        mean_loss = float(np.mean(losses))
+
+        batch_loss = loss_fn(model(Tensor(X)), y)  # the true mini-batch gradient, for comparison
+        batch_loss.backward()
+        true_grads = _take_grads(params)
+
+        root, which = _error_first_backward(model, loss_fn, X, y, variant, mean_error, mean_loss)
+        gv = walk(root)
+        label = f"variant {variant}: ONE backward pass, through {which.splitlines()[0]}"
+        lines += cluster("variant", label, graph_statements(gv, prefix="v_"), {"color": "#b85450"})
+        wrong_grads = _take_grads(params)
+
+    averaged_first = f"ḡ = mean_i g_i = {summarize(mean_error)}\nthe output error averaged\nBEFORE backpropagation"
+    averaged, edge_text = {
+        "mean_input": (averaged_first, "g"),
+        "last_sample": (averaged_first, "g"),
+        "loss_as_gradient": (f"L = mean loss = {format_number(mean_loss)}\n"
+                             "the loss VALUE sent back\nas if it were the error", "ℓ"),
+        "mean_residual": ("ē = mean_i (ŷ_i − y_i)\nthe residual averaged\nbefore squaring and backpropagating", "e"),
+    }[variant]
+    diff = _max_difference(wrong_grads, true_grads)
+    exact = _agree(wrong_grads, true_grads)
+    verdict = ("equal here (one sample, or all inputs the same)" if exact
+               else "WRONG: not the mini-batch gradient")
+    if len(shown) < B:
+        lines.append(_box("more", f"⋯ {B - len(shown)} more samples,\neach with its own activations", {
+            "fillcolor": "#ffffff", "color": "#888888"}, shape="note"))
+        lines.append(edge_statement("more", "averaged", {"style": "dashed"}))
+    lines += [
+        _box("averaged", averaged, AVERAGING),
+        _box("which", f"which activations?\n{variant} uses\n{which}", QUESTION),
+        _box("result", f"error-first gradient vs the true (batched mean) gradient\n"
+             f"max |difference| = {format_number(diff)}\n{verdict}", RESULT_OK if exact else RESULT_WRONG),
+        *(edge_statement(out_id, "averaged", {"label": f"{edge_text}_{i}"}) for i, out_id in outputs),
+        edge_statement("averaged", "which"),
+        # The ambiguity: every forward pass left activations; dashed "?" edges point back at them.
+        *(edge_statement("which", out_id, {"style": "dashed", "color": "#b85450", "label": "?",
+                                           "constraint": "false"}) for _, out_id in outputs),
+        edge_statement("which", f"v_{gv.root}", {"color": "#b85450", "penwidth": "2", "label": "backward once"}),
+        edge_statement(f"v_{gv.root}", "result"),
+    ]
+    title = f"Averaging the error first ({variant}): one backward pass, but through which activations?"
+    facts = {"variant": variant, "batch_size": B, "shown_samples": shown, "mean_error": mean_error,
+             "error_first": wrong_grads, "batched_mean": true_grads, "max_abs_difference": diff}
+    return Picture(digraph(lines, rankdir=rankdir, title=title), renderer=renderer, facts=facts)
