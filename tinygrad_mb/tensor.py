@@ -434,11 +434,8 @@ class Tensor:
             # is dropped again at the end). Batch axes that were broadcast are summed away.
             A = a[None, :] if a.ndim == 1 else a
             B = b[:, None] if b.ndim == 1 else b
-            G = g
-            if a.ndim == 1:
-                G = np.expand_dims(G, -2)
-            if b.ndim == 1:
-                G = np.expand_dims(G, -1)
+            batch = np.broadcast_shapes(A.shape[:-2], B.shape[:-2])
+            G = g.reshape(batch + (A.shape[-2], B.shape[-1]))  # put the dropped axes back
             ga = gb = None
             if need_a:
                 ga = unbroadcast(G @ np.swapaxes(B, -1, -2), A.shape).reshape(a.shape)
