@@ -3,7 +3,8 @@
 A *problem* is a random MLP (0 to 3 hidden layers of width 1 to 8, tanh, relu or sigmoid),
 a random batch (1 to 16 samples) and a loss (squared error or cross-entropy). Weights and
 data come from a numpy Generator seeded by hypothesis, so every example is reproducible and
-shrinks to a small network.
+shrinks to a small network. (Drawing each weight through hypothesis would add nothing the seeds do
+not give and make shrinking slow; the engine-level array strategies live in tests/strategies.py.)
 
 The helpers compute gradients *without* the strategies under test, straight from the
 definition (forward one sample, backward, read ``.grad``), so a test that compares a strategy

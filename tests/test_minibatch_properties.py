@@ -18,7 +18,7 @@ import itertools
 
 import numpy as np
 import pytest
-from hypothesis import HealthCheck, assume, given, settings
+from hypothesis import assume, given, settings
 from hypothesis import strategies as st
 from model_strategies import (
     GENERIC_GAP,
@@ -37,7 +37,9 @@ from model_strategies import (
 from tinygrad_mb import Tensor, minibatch, nn, optim
 from tinygrad_mb.train import Trainer
 
-SETTINGS = settings(max_examples=150, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+# Each example takes milliseconds, so these tests run four times the profile's number of examples
+# (tests/conftest.py: dev and ci 25, thorough 500); the profile's other settings apply unchanged.
+SETTINGS = settings(max_examples=4 * settings.default.max_examples)
 EXACT_WHEN_ALIKE = ("mean_input", "last_sample", "mean_residual")
 
 
@@ -303,7 +305,7 @@ def test_for_a_linear_model_error_first_gets_the_weights_wrong_and_the_bias_righ
 
 
 # ------------------------------------------------------------------------------ training trajectories
-@settings(max_examples=40, deadline=None)
+@settings(max_examples=settings.default.max_examples)
 @given(st.data())
 def test_per_sample_and_batched_mean_training_end_at_the_same_parameters(data: st.DataObject) -> None:
     """Several epochs with shuffling and a short last batch; the trajectories agree to 1e-9.
