@@ -1,0 +1,140 @@
+"""The graph walk behind every picture: order, stable ids, kinds, summaries, long chains, the node cap."""
+
+from __future__ import annotations
+
+import sys
+
+import numpy as np
+import pytest
+
+from tinygrad_mb import Tensor, nn
+from viz import draw_graph, walk
+from viz.graph import NO_GRAD_YET, NOT_NEEDED, summarize
+
+
+def small_loss() -> tuple[Tensor, Tensor, Tensor]:
+    a = Tensor(2.0, requires_grad=True, name="a")
+    b = Tensor(3.0, name="b")
+    return a, b, a * b + 1
+
+
+def mlp_loss(seed: int = 0) -> Tensor:
+    model = nn.MLP([2, 3, 1], rng=seed)
+    X = np.arange(8.0).reshape(4, 2) / 8
+    return nn.mse_loss(model(Tensor(X, name="X")), Tensor(np.ones((4, 1)), name="y"))
+
+
+def test_walk_lists_inputs_before_the_operations_that_use_them():
+    loss = mlp_loss()
+    g = walk(loss)
+    position = {n.id: i for i, n in enumerate(g.nodes)}
+    assert all(position[tail] < position[head] for tail, head in g.edges)
+    assert g.nodes[-1].id == g.root and g.nodes[-1].tensor is loss
+
+
+def test_node_ids_count_up_in_walk_order():
+    a, b, loss = small_loss()
+    g = walk(loss)
+    assert [n.id for n in g.nodes] == ["n0", "n1", "n2", "n3", "n4"]
+    assert [n.tensor for n in g.nodes[:2]] == [a, b]  # the first operand is visited first
+    assert g.edges == [("n0", "n2"), ("n1", "n2"), ("n2", "n4"), ("n3", "n4")]
+
+
+def test_the_same_computation_always_gives_the_same_dot_text():
+    # Ids come from a counter, not from memory addresses, so rebuilding changes nothing.
+    first = draw_graph(mlp_loss(seed=3)).source
+    for _ in range(3):
+        assert draw_graph(mlp_loss(seed=3)).source == first
+
+
+def test_kinds_tell_parameters_inputs_constants_operations_and_the_loss_apart():
+    a, b, loss = small_loss()
+    kinds = {n.id: n.kind for n in walk(loss).nodes}
+    assert kinds == {"n0": "parameter", "n1": "input", "n2": "op", "n3": "constant", "n4": "loss"}
+    pred = Tensor([[1.0, 2.0]], requires_grad=True) * 2
+    assert walk(pred).nodes[-1].kind == "output"  # a root that is not a scalar is not a loss
+
+
+def test_data_summary_is_the_value_for_a_scalar_and_min_mean_max_for_an_array():
+    assert summarize(np.array(2.5)) == "2.5"
+    assert summarize(np.array([[1.0, -2.0], [4.0, 5.0]])) == "min -2 · mean 2 · max 5"
+    assert summarize(np.array([1 / 3])) == "0.3333"
+    assert summarize(None) == NO_GRAD_YET
+
+
+def test_gradient_shows_a_dash_before_backward_and_its_summary_after():
+    a, b, loss = small_loss()
+    before = {n.id: n.grad for n in walk(loss).nodes}
+    assert before == {"n0": NO_GRAD_YET, "n1": NOT_NEEDED, "n2": NO_GRAD_YET, "n3": NOT_NEEDED, "n4": NO_GRAD_YET}
+    loss.backward()
+    after = {n.id: n.grad for n in walk(loss).nodes}
+    assert after == {"n0": "3", "n1": NOT_NEEDED, "n2": "1", "n3": NOT_NEEDED, "n4": "1"}
+
+
+def test_an_operation_using_a_tensor_twice_has_two_edges():
+    x = Tensor(3.0, requires_grad=True, name="x")
+    g = walk(x * x)
+    assert g.edges == [("n0", "n1"), ("n0", "n1")]
+
+
+def test_walking_changes_nothing_in_the_graph():
+    a, b, loss = small_loss()
+    walk(loss)
+    assert "digraph" in draw_graph(loss).source
+    assert a.grad is None and loss.grad is None and loss.parents[0].parents == (a, b)
+
+
+def _call_depth() -> int:
+    frame, depth = sys._getframe(), 0
+    while frame is not None:
+        frame, depth = frame.f_back, depth + 1
+    return depth
+
+
+def test_walk_of_a_100000_node_chain_does_not_recurse():
+    x = Tensor(0.5, requires_grad=True, name="x")
+    y = x
+    for _ in range(100_000):
+        y = -y
+    # Allow only 50 more nested calls than the test itself uses: any recursion over the
+    # chain would need 100,000 and raise RecursionError.
+    old_limit = sys.getrecursionlimit()
+    sys.setrecursionlimit(_call_depth() + 50)
+    try:
+        g = walk(y)
+    finally:
+        sys.setrecursionlimit(old_limit)
+    assert len(g.nodes) == 100_001 and len(g.edges) == 100_000
+    assert g.nodes[0].tensor is x and g.nodes[-1].id == "n100000"
+
+
+def test_node_cap_keeps_the_tensors_nearest_the_root_and_counts_the_rest():
+    x = Tensor(1.0, requires_grad=True)
+    chain = [x]
+    for _ in range(9):
+        chain.append(-chain[-1])
+    g = walk(chain[-1], max_nodes=4)
+    assert [n.tensor for n in g.nodes] == chain[-4:]
+    assert g.hidden == 6
+    assert g.cut == ("n0",)  # the first shown tensor has a hidden input
+
+
+def test_node_cap_folds_the_rest_into_a_visible_note():
+    x = Tensor(0.5, requires_grad=True)
+    y = x
+    for _ in range(100_000):
+        y = -y
+    source = draw_graph(y, max_nodes=50).source
+    assert source.count("[label=") == 51  # 50 tensors and the note
+    assert "… 99,951 more tensors not shown (node cap)" in source
+    assert 'folded -> n0 [style="dashed"];' in source
+
+
+def test_node_cap_must_be_positive():
+    with pytest.raises(ValueError, match="max_nodes must be at least 1"):
+        walk(Tensor(1.0), max_nodes=0)
+
+
+def test_draw_graph_refuses_something_that_is_not_a_tensor():
+    with pytest.raises(TypeError, match="draw_graph: expected a Tensor"):
+        draw_graph(np.ones(3))  # type: ignore[arg-type]

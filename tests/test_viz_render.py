@@ -1,0 +1,134 @@
+"""Rendering through `dot` and through pygraphviz, and what happens when nothing can render."""
+
+from __future__ import annotations
+
+import sys
+import xml.etree.ElementTree as ET
+
+import pytest
+
+from tinygrad_mb import Tensor
+from viz import INSTALL_HINT, Picture, RenderError, available_renderer, draw_graph, walk
+from viz.render import RENDERER_ENV, render
+
+SVG = "{http://www.w3.org/2000/svg}"
+RENDERERS = ["dot", "pygraphviz"]
+
+
+def renderer_or_skip(name: str) -> str:
+    if available_renderer(name) is None:
+        pytest.skip(f"renderer {name!r} is not installed here (scripts/install-system-deps.sh installs "
+                    f"Graphviz's dot; pip install pygraphviz for the other)")
+    return name
+
+
+def small_loss() -> Tensor:
+    a = Tensor(2.0, requires_grad=True, name="a")
+    b = Tensor([1.0, 2.0], name="b")
+    return (a * b).sum()
+
+
+def assert_no_chained_traceback(exc: BaseException) -> None:
+    """The error is shown alone, without the subprocess's or library's own exception under it."""
+    assert exc.__cause__ is None
+    assert exc.__context__ is None or exc.__suppress_context__
+
+
+def titles(svg: str, kind: str) -> list[str]:
+    """The <title> of every <g class="node"> (or "edge") group in an SVG file."""
+    root = ET.fromstring(svg)
+    return [g.findtext(f"{SVG}title") for g in root.iter(f"{SVG}g") if g.get("class", "").split()[:1] == [kind]]
+
+
+@pytest.mark.parametrize("renderer", RENDERERS)
+def test_svg_is_xml_with_a_titled_group_for_every_node_and_edge(renderer):
+    loss = small_loss()
+    svg = draw_graph(loss, renderer=renderer_or_skip(renderer)).svg()
+    graph = walk(loss)
+    assert sorted(titles(svg, "node")) == sorted(n.id for n in graph.nodes)
+    assert sorted(titles(svg, "edge")) == sorted(f"{a}->{b}" for a, b in graph.edges)
+
+
+@pytest.mark.parametrize("renderer", RENDERERS)
+def test_save_picks_the_format_from_the_suffix(renderer, tmp_path):
+    picture = draw_graph(small_loss(), renderer=renderer_or_skip(renderer))
+    assert picture.save(tmp_path / "g.svg").read_text().lstrip().startswith("<?xml")
+    assert picture.save(tmp_path / "g.png").read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+    assert picture.save(tmp_path / "g.pdf").read_bytes()[:5] == b"%PDF-"
+    assert picture.save(tmp_path / "sub" / "g.dot").read_text() == picture.source
+
+
+@pytest.mark.parametrize("renderer", RENDERERS)
+def test_jupyter_display_is_the_svg_when_a_renderer_works(renderer):
+    bundle = draw_graph(small_loss(), renderer=renderer_or_skip(renderer))._repr_mimebundle_()
+    assert "<svg" in bundle["image/svg+xml"]
+
+
+@pytest.mark.parametrize("renderer", RENDERERS)
+def test_dot_text_graphviz_rejects_becomes_one_clear_error(renderer):
+    with pytest.raises(RenderError, match="cannot draw the svg") as info:
+        render("digraph { a -> }", "svg", renderer_or_skip(renderer))
+    assert_no_chained_traceback(info.value)
+
+
+def test_without_a_renderer_display_shows_the_dot_text_and_the_hint(monkeypatch, tmp_path):
+    # Nothing installed: no `dot` on PATH, and pygraphviz fails to import.
+    monkeypatch.setenv("PATH", str(tmp_path))
+    monkeypatch.delenv(RENDERER_ENV, raising=False)
+    monkeypatch.setitem(sys.modules, "pygraphviz", None)
+    assert available_renderer() is None
+
+    picture = draw_graph(small_loss())
+    bundle = picture._repr_mimebundle_()
+    assert "image/svg+xml" not in bundle
+    text = bundle["text/plain"]
+    assert text.splitlines()[0] == f"cannot draw the svg: {INSTALL_HINT}"
+    assert picture.source in text
+    assert "pip install pygraphviz" in bundle["text/html"]
+
+
+def test_without_a_renderer_svg_and_save_raise_one_clear_error(monkeypatch, tmp_path):
+    monkeypatch.setenv("PATH", str(tmp_path))
+    monkeypatch.setitem(sys.modules, "pygraphviz", None)
+    picture = draw_graph(small_loss(), renderer="auto")
+    with pytest.raises(RenderError, match="pip install pygraphviz") as info:
+        picture.svg()
+    assert_no_chained_traceback(info.value)
+    with pytest.raises(RenderError, match="pip install pygraphviz"):
+        picture.save(tmp_path / "g.png")
+    assert not (tmp_path / "g.png").exists()
+    assert picture.save(tmp_path / "g.dot").read_text() == picture.source  # DOT needs no renderer
+
+
+def test_renderer_none_switches_rendering_off(monkeypatch):
+    picture = draw_graph(small_loss(), renderer="none")
+    with pytest.raises(RenderError, match="rendering is switched off"):
+        picture.svg()
+    assert picture.source in picture._repr_mimebundle_()["text/plain"]
+    monkeypatch.setenv(RENDERER_ENV, "none")
+    assert available_renderer() is None
+    with pytest.raises(RenderError, match="rendering is switched off"):
+        draw_graph(small_loss()).svg()
+
+
+def test_the_environment_variable_picks_the_renderer(monkeypatch):
+    renderer_or_skip("pygraphviz")
+    monkeypatch.setenv(RENDERER_ENV, "pygraphviz")
+    assert available_renderer() == "pygraphviz"
+    assert available_renderer("dot") in ("dot", None)  # the argument wins over the variable
+
+
+def test_asking_for_a_missing_dot_program_says_so(monkeypatch, tmp_path):
+    monkeypatch.setenv("PATH", str(tmp_path))
+    with pytest.raises(RenderError, match="`dot` program is not on PATH"):
+        draw_graph(small_loss(), renderer="dot").svg()
+
+
+def test_unknown_renderer_and_unknown_suffix_are_refused(monkeypatch, tmp_path):
+    with pytest.raises(ValueError, match="renderer must be one of"):
+        available_renderer("matplotlib")
+    monkeypatch.setenv(RENDERER_ENV, "typo")
+    with pytest.raises(ValueError, match=f"{RENDERER_ENV} must be one of"):
+        available_renderer()
+    with pytest.raises(ValueError, match="end the name with .svg, .png, .pdf or .dot"):
+        Picture("digraph {}").save(tmp_path / "graph.jpeg")
