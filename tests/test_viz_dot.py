@@ -6,7 +6,7 @@ import xml.etree.ElementTree as ET
 from pathlib import Path
 
 import pytest
-from hypothesis import HealthCheck, given, settings
+from hypothesis import given
 from hypothesis import strategies as st
 
 from tinygrad_mb import Tensor
@@ -112,7 +112,6 @@ NAME_CHARS = st.sampled_from(list("abcXYZ019_-+*/=:;,.!?()[]{}|<>&\"'\\%#@$^~`")
 
 
 @pytest.mark.parametrize("renderer", ["dot", "pygraphviz"])
-@settings(max_examples=25, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
 @given(name=st.lists(NAME_CHARS, min_size=1, max_size=12).map("".join))
 def test_any_tensor_name_survives_the_round_trip_through_graphviz(renderer, name):
     w = Tensor(1.0, requires_grad=True, name=name)
