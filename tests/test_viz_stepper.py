@@ -150,6 +150,7 @@ class FrameReader(HTMLParser):
         self.visible: list[str] = []  # data-node of each frame not hidden
         self.highlighted: list[str] = []  # titles of class="current" nodes in visible frames
         self._frame_visible = False
+        self._div_depth = 0  # open <div>s inside the current frame, the frame's own included
         self._want_title = False
         self._title = ""
 
@@ -158,7 +159,10 @@ class FrameReader(HTMLParser):
         classes = (a.get("class") or "").split()
         if tag == "body":
             self.body_current = a.get("data-current")
+        elif tag == "div" and self._div_depth:
+            self._div_depth += 1
         elif tag == "div" and "frame" in classes:
+            self._div_depth = 1
             self._frame_visible = "hidden" not in a
             if self._frame_visible:
                 self.visible.append(a["data-node"])
@@ -173,8 +177,10 @@ class FrameReader(HTMLParser):
         if tag == "title" and self._want_title:
             self.highlighted.append(self._title.strip())
             self._want_title = False
-        elif tag == "div":
-            self._frame_visible = False
+        elif tag == "div" and self._div_depth:
+            self._div_depth -= 1
+            if not self._div_depth:
+                self._frame_visible = False
 
 
 def test_moving_the_slider_in_chromium_changes_the_highlighted_node(tmp_path):
@@ -195,3 +201,12 @@ def test_moving_the_slider_in_chromium_changes_the_highlighted_node(tmp_path):
         assert reader.body_current == expected
         seen[k] = reader.highlighted[0]
     assert len(set(seen.values())) == 3  # three steps, three different highlighted nodes
+
+
+def test_jupyter_shows_the_slider_page_or_else_the_captions():
+    loss, _ = neuron_loss()
+    without = draw_backward_steps(loss, renderer="none")._repr_mimebundle_()
+    assert "rendering is switched off" in without["text/plain"] and "Step 1 of" in without["text/plain"]
+    renderer_or_skip()
+    bundle = draw_backward_steps(loss)._repr_mimebundle_()
+    assert bundle["text/html"].startswith("<iframe srcdoc=") and "&lt;svg" in bundle["text/html"]

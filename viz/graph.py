@@ -104,7 +104,7 @@ def summarize(values: np.ndarray | None) -> str:
     if a.size == 0:
         return "empty"
     if a.size == 1:
-        return format_number(a.reshape(()))
+        return format_number(a.reshape(()).item())
     return f"min {format_number(a.min())} · mean {format_number(a.mean())} · max {format_number(a.max())}"
 
 

@@ -92,7 +92,7 @@ class BackwardSteps:
             frames.append(
                 f'<div class="frame" data-node="{step.node}"{hidden}>\n'
                 f'<p class="caption">{html.escape(step.caption)}</p>\n'
-                f"{_inline_svg(step.picture.svg(), f'f{step.number}_')}\n</div>"
+                f'<div class="picture">{_inline_svg(step.picture.svg(), f"f{step.number}_")}</div>\n</div>'
             )
         return _PAGE.format(
             title=html.escape(self.title), last=len(self.steps) - 1, count=len(self.steps),
@@ -226,7 +226,7 @@ _PAGE = """<!DOCTYPE html>
   .controls {{ display: flex; gap: 0.6em; align-items: center; margin: 0.5em 0; }}
   #slider {{ flex: 1; max-width: 40em; }}
   .caption {{ min-height: 3em; max-width: 60em; }}
-  .frame svg {{ max-width: 100%; height: auto; }}
+  .picture {{ overflow-x: auto; }}  /* full-size boxes stay readable; wide graphs scroll */
 </style>
 </head>
 <body data-current="{first}">
@@ -251,6 +251,8 @@ arrows point back at the inputs receiving gradients in this step.</p>
     slider.value = k;
     document.getElementById("counter").textContent = (k + 1) + " / " + frames.length;
     document.body.setAttribute("data-current", frames[k].getAttribute("data-node"));
+    var current = frames[k].querySelector(".current");
+    if (current) current.scrollIntoView({{block: "nearest", inline: "center"}});
   }}
   slider.addEventListener("input", function () {{ show(Number(slider.value)); }});
   document.getElementById("prev").addEventListener("click", function () {{ show(Number(slider.value) - 1); }});

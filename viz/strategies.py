@@ -247,6 +247,7 @@ def draw_error_first(
         for i in range(B):
             pred_i, loss_i = _sample(model, loss_fn, X, y, i)
             loss_i.backward()  # ŷ_i.grad is now g_i, this sample's output error
+            assert pred_i.grad is not None  # backward always reaches the prediction
             errors.append(pred_i.grad.copy())
             losses.append(loss_i.item())
             if i in shown:
