@@ -461,3 +461,20 @@ def test_a_parameter_does_not_share_memory_with_the_array_it_was_made_from():
     p = Tensor(values, requires_grad=True)
     p.data -= 1.0  # what an optimizer does
     np.testing.assert_array_equal(values, [1.0, 2.0])
+
+
+@pytest.mark.parametrize("name", list(FLOAT32_OPS))
+def test_results_and_gradients_are_numpy_arrays_even_with_zero_dimensions(name):
+    # numpy turns 0-d results into numpy scalars; the API promises np.ndarray for .data and .grad
+    x = Tensor(np.array([[0.5, 1.5, 2.0], [1.0, 0.25, 3.0]]), requires_grad=True)
+    y = FLOAT32_OPS[name](x).sum()
+    assert type(y.data) is np.ndarray and y.data.shape == ()
+    y.backward()
+    assert type(x.grad) is np.ndarray and type(y.grad) is np.ndarray
+
+
+def test_a_scalar_tensor_computes_with_arrays_not_numpy_scalars():
+    scalar = Tensor(0.5, requires_grad=True)
+    z = (scalar * 2.0).exp() - scalar.tanh()
+    z.backward()
+    assert type(z.data) is np.ndarray and type(scalar.grad) is np.ndarray

@@ -172,7 +172,7 @@ class Tensor:
     def _result(data: np.ndarray, parents: tuple[Tensor, ...], op: str, backward: Backward) -> Tensor:
         """Wrap an op's output; record the graph only if some input needs a gradient."""
         out = Tensor.__new__(Tensor)
-        out.data = data
+        out.data = _as_array(data)
         out.grad = None
         out.name = None
         out._op = op
@@ -292,7 +292,7 @@ class Tensor:
             g = pending.pop(node, None)
             if g is None:
                 continue
-            node.grad = g if node.grad is None else node.grad + g
+            node.grad = _as_array(g if node.grad is None else node.grad + g)
             if node._backward is None:  # a leaf: nothing further to send
                 continue
             for parent, pg in zip(node._prev, node._backward(g)):
@@ -594,6 +594,11 @@ class Tensor:
             return (g - np.exp(out) * g.sum(axis=axis, keepdims=True),)
 
         return Tensor._result(out, (self,), "log_softmax", backward)
+
+
+def _as_array(x: Any) -> np.ndarray:
+    """numpy turns 0-d results into numpy scalars (np.float64); keep them arrays."""
+    return x if type(x) is np.ndarray else np.asarray(x)
 
 
 def _any_requires_grad(tensors: tuple[Tensor, ...]) -> bool:
