@@ -28,7 +28,7 @@ from tinygrad_mb import Tensor, topological_order
 from .dot import digraph, graph_statements, node_header
 from .draw import check_tensor
 from .graph import NO_GRAD_YET, NOT_NEEDED, Graph, Node, summarize, walk
-from .render import Picture
+from .render import Picture, RenderError
 
 DEFAULT_MAX_NODES = 60  # one frame per tensor: past this the page is a slide show nobody reads
 
@@ -116,7 +116,7 @@ class BackwardSteps:
         # The page runs in an iframe of its own, so its script and ids cannot clash with the notebook.
         try:
             page = self.html()
-        except Exception as exc:  # RenderError: show what can be shown instead
+        except RenderError as exc:  # nothing can render: show what can be shown instead
             return {"text/plain": f"{exc}\n\n" + "\n\n".join(s.caption for s in self.steps)}
         frame = f'<iframe srcdoc="{html.escape(page)}" style="width:100%;height:640px;border:0"></iframe>'
         return {"text/html": frame, "text/plain": repr(self)}
