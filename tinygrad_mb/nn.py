@@ -303,7 +303,8 @@ def cross_entropy(logits: Tensor, labels: ArrayLike, reduction: str = "mean") ->
         raise ValueError(f"cross_entropy: unknown reduction {reduction!r}; choose one of {list(REDUCTIONS)}")
     if logits.ndim != 2:
         raise ValueError(
-            f"cross_entropy: logits must have shape (batch, classes), got {shape_str(logits.shape)}"
+            f"cross_entropy: logits must have shape (batch, classes), got {shape_str(logits.shape)}; "
+            f"for a single sample use logits.reshape(1, -1)"
         )
     batch, num_classes = logits.shape
     ids = class_labels(labels, num_classes, batch, "cross_entropy")

@@ -80,7 +80,7 @@ def _as_float_array(data: Any, where: str) -> np.ndarray:
     if kind in "biu":
         return arr.astype(np.float64)
     raise TypeError(
-        f"{where}: data of dtype {arr.dtype} is not numeric; a Tensor holds real numbers "
+        f"{where}: data of dtype {arr.dtype} cannot be used; a Tensor holds real numbers "
         f"(float64 by default, float32 when given float32). Convert the data first, "
         f"e.g. np.asarray(values, dtype=float)."
     )
@@ -410,7 +410,12 @@ class Tensor:
     def __matmul__(self, other: ArrayLike) -> Tensor:
         other = _operand(other, self)
         a, b = self.data, other.data
-        if a.ndim == 0 or b.ndim == 0 or a.shape[-1] != b.shape[-2 if b.ndim > 1 else 0]:
+        if a.ndim == 0 or b.ndim == 0:
+            raise ValueError(
+                f"matmul: cannot multiply {shape_str(a.shape)} by {shape_str(b.shape)}; both operands "
+                f"need at least one axis (to scale by a number, use * instead of @)"
+            )
+        if a.shape[-1] != b.shape[-2 if b.ndim > 1 else 0]:
             raise ValueError(
                 f"matmul: cannot multiply {shape_str(a.shape)} by {shape_str(b.shape)}; the last axis "
                 f"of the left operand must equal the {'first' if b.ndim == 1 else 'second-to-last'} "
@@ -526,7 +531,8 @@ class Tensor:
             data = self.data.reshape(new_shape)
         except ValueError:
             raise ValueError(
-                f"reshape: cannot reshape {shape_str(old)} ({self.size} elements) into {new_shape}"
+                f"reshape: cannot reshape {shape_str(old)} ({self.size} elements) into {new_shape}; "
+                f"the number of elements must stay the same (one axis may be -1 to infer it)"
             ) from None
         return Tensor._result(data, (self,), "reshape", lambda g: (g.reshape(old),))
 
