@@ -7,8 +7,9 @@ Every tutorial is a py:percent source ``tutorials/NN_name.py`` paired with an ou
 - each notebook is stored without outputs,
 - each notebook executes in a fresh Jupyter kernel running this interpreter, headless
   (matplotlib's inline backend, which renders with Agg) and with the network switched off,
-- cells tagged ``graph`` displayed an SVG (``image/svg+xml``) and cells tagged ``plot`` an
-  image (``image/png``), so a missing picture is a failure, not a silent blank,
+- cells tagged ``graph`` displayed an SVG (``image/svg+xml``), cells tagged ``plot`` an
+  image (``image/png``) and cells tagged ``html`` an HTML page, so a missing picture is a
+  failure, not a silent blank,
 - each tutorial ends with assertions about what it taught (and the execution proves they hold).
 
 Executing the notebooks takes a while, so those tests carry the ``slow`` marker: they run in
@@ -37,6 +38,7 @@ CELL_TIMEOUT_S = 120
 REQUIRED_OUTPUT = {
     "graph": ("image/svg+xml", "a computation graph drawn as SVG"),
     "plot": ("image/png", "a matplotlib figure"),
+    "html": ("text/html", "an HTML page, such as the backward-pass stepper"),
 }
 
 # Run first in every kernel: refuse connections that leave this machine, and report which

@@ -33,7 +33,7 @@
 import numpy as np
 
 from tinygrad_mb import Tensor, gradcheck, topological_order
-from viz import draw_graph
+from viz import draw_backward_steps, draw_graph
 
 # %% [markdown]
 # ## A scalar expression and its graph
@@ -104,6 +104,13 @@ def backward_by_hand(root: Tensor) -> dict[str, float]:
 
 by_hand = backward_by_hand(L)
 print(by_hand)
+
+# %% [markdown]
+# The same walk as a sequence of pictures: each frame handles one node, in the order backward
+# visits them, and shows the gradient it passes on to its inputs. Drag the slider.
+
+# %% tags=["html"]
+draw_backward_steps(L)
 
 # %% [markdown]
 # And the engine's own backward pass, which fills in `.grad` on every tensor:
