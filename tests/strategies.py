@@ -101,3 +101,15 @@ def classification_batch(draw: st.DrawFn, max_batch: int = 8, max_features: int 
     y = np.asarray(draw(st.lists(st.integers(0, classes - 1), min_size=batch, max_size=batch)),
                    dtype=np.int64)
     return X, y, classes
+
+
+@st.composite
+def logits_and_labels(draw: st.DrawFn, max_batch: int = 8, max_classes: int = 5,
+                      scale: float = 5.0) -> tuple[np.ndarray, np.ndarray, int]:
+    """Scores for a classifier: logits of shape (B, C), integer labels of shape (B,), and C."""
+    batch = draw(st.integers(1, max_batch))
+    classes = draw(st.integers(2, max_classes))
+    logits = draw(arrays((batch, classes), -scale, scale))
+    y = np.asarray(draw(st.lists(st.integers(0, classes - 1), min_size=batch, max_size=batch)),
+                   dtype=np.int64)
+    return logits, y, classes
