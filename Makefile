@@ -1,5 +1,5 @@
 # Two commands for a fresh machine (Python 3.10+):
-#   make demo   set up .venv and run the demo
+#   make demo   set up .venv, run the demo and render the graph gallery into gallery/
 #   make test   set up .venv (and the optional renderers) and run the whole test suite
 PYTHON ?= python3
 VENV   := .venv
@@ -16,6 +16,7 @@ $(STAMP): pyproject.toml
 
 demo: $(STAMP)
 	$(PY) -m tinygrad_mb.demo
+	$(PY) -m viz gallery --out gallery
 
 test: $(STAMP) system-deps
 	$(PY) -m pytest
