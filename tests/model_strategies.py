@@ -79,8 +79,8 @@ def make_problem(sizes: Sequence[int], activation: str, loss_name: str, batch_si
 @st.composite
 def problems(draw: st.DrawFn, min_depth: int = 0, max_depth: int = 3, min_batch: int = 1, max_batch: int = 16,
              losses: Sequence[str] = ("mse", "cross_entropy"),
-             activations: Sequence[str] = ("tanh", "relu", "sigmoid")) -> Problem:
-    """A random network, batch and loss (see the module docstring)."""
+             activations: Sequence[str] = ("tanh", "relu", "sigmoid"), input_scale: float = 1.0) -> Problem:
+    """A random network, batch and loss (see the module docstring); inputs have spread ``input_scale``."""
     depth = draw(st.integers(min_depth, max_depth), label="hidden layers")
     loss_name = draw(st.sampled_from(list(losses)), label="loss")
     in_features = draw(st.integers(1, 8), label="inputs")
@@ -90,7 +90,7 @@ def problems(draw: st.DrawFn, min_depth: int = 0, max_depth: int = 3, min_batch:
     activation = draw(st.sampled_from(list(activations)), label="activation")
     batch_size = draw(st.integers(min_batch, max_batch), label="batch size")
     seed = draw(st.integers(0, 2**32 - 1), label="seed")
-    return make_problem([in_features, *hidden, out_features], activation, loss_name, batch_size, seed)
+    return make_problem([in_features, *hidden, out_features], activation, loss_name, batch_size, seed, input_scale)
 
 
 # ------------------------------------------------------------------------------ reference gradients
@@ -167,6 +167,30 @@ def relu_dead_everywhere(problem: Problem) -> bool:
         if isinstance(layer, nn.ReLU) and not np.any(h > 0):
             return True
     return False
+
+
+def last_hidden_activations(problem: Problem) -> np.ndarray:
+    """What the output layer sees: the last hidden layer's activations, one row per sample."""
+    h = problem.X
+    for layer in problem.model.layers[:-1]:
+        h = layer(Tensor(h)).data
+    return h
+
+
+def output_errors(problem: Problem) -> np.ndarray:
+    """g_i = ∂ℓ_i/∂ŷ_i, one row per sample, each from sample i's loss alone."""
+    rows = []
+    for i in range(problem.batch_size):
+        pred = Tensor(problem.model(Tensor(problem.X[i:i + 1])).data, requires_grad=True)
+        problem.loss_fn(pred, problem.y[i:i + 1]).backward()
+        rows.append(pred.grad[0])
+    return np.stack(rows)
+
+
+def max_pairwise_distance(X: np.ndarray) -> float:
+    """The largest Euclidean distance between two rows (0 for a single row)."""
+    d = np.sqrt(((X[:, None, :] - X[None, :, :]) ** 2).sum(axis=-1))
+    return float(d.max())
 
 
 def min_pairwise_distance(X: np.ndarray) -> float:
