@@ -150,3 +150,22 @@ def test_tutorial_executes_and_shows_its_pictures(source: Path, tmp_path: Path,
                 first_line = cell.source.splitlines()[0] if cell.source else ""
                 missing.append(f"cell {i} ({first_line!r}) is tagged {tag!r} but showed no {mime} ({what})")
     assert not missing, f"{source.name}: " + "; ".join(missing)
+
+
+@pytest.mark.slow
+def test_kernel_runs_this_python_with_the_network_switched_off(tmp_path: Path,
+                                                                 monkeypatch: pytest.MonkeyPatch) -> None:
+    probe = nbformat.v4.new_notebook()
+    probe.cells.append(nbformat.v4.new_code_cell(
+        "import socket\n"
+        "try:\n"
+        "    socket.create_connection(('192.0.2.1', 80), timeout=1)  # a documentation-only address\n"
+        "    print('connected')\n"
+        "except OSError as error:\n"
+        "    print(error)\n"
+    ))
+    path = tmp_path / "probe.ipynb"
+    nbformat.write(probe, path)
+    nb = _execute(path, tmp_path, monkeypatch)  # also checks the kernel's interpreter
+    printed = "".join(o.get("text", "") for o in nb.cells[0].outputs)
+    assert "network access is switched off" in printed

@@ -15,7 +15,7 @@
 # we need the derivative of one number, the loss, with respect to every parameter. A network
 # can have millions of parameters. Wiggling each one in turn and watching the loss (finite
 # differences) would cost one extra evaluation per parameter. **Reverse-mode automatic
-# differentiation** gets all of them in a single backward sweep that costs about as much as
+# differentiation** gets all of them in a single backward sweep that costs a small multiple of
 # the forward computation.
 #
 # The idea fits in two sentences:
