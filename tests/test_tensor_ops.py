@@ -478,3 +478,13 @@ def test_a_scalar_tensor_computes_with_arrays_not_numpy_scalars():
     z = (scalar * 2.0).exp() - scalar.tanh()
     z.backward()
     assert type(z.data) is np.ndarray and type(scalar.grad) is np.ndarray
+
+
+def test_the_tensor_module_is_reachable_by_its_dotted_name():
+    import importlib
+
+    import tinygrad_mb
+
+    module = importlib.import_module("tinygrad_mb.tensor")
+    assert tinygrad_mb.tensor is module  # not shadowed by a function of the same name
+    assert module.Tensor is Tensor

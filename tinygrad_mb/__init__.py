@@ -5,9 +5,9 @@ mini-batch gradient descent.
     from tinygrad_mb import Tensor, no_grad, gradcheck, nn, optim
 """
 
-from . import data, nn, optim
+from . import data, nn, optim, tensor  # tinygrad_mb.tensor is the module, not a function
 from .gradcheck import GradcheckError, gradcheck
-from .tensor import Tensor, is_grad_enabled, no_grad, tensor, topological_order, unbroadcast
+from .tensor import Tensor, is_grad_enabled, no_grad, topological_order, unbroadcast
 
 __all__ = [
     "GradcheckError",
