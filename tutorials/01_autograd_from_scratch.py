@@ -16,7 +16,7 @@
 # can have millions of parameters. Wiggling each one in turn and watching the loss (finite
 # differences) would cost one extra evaluation per parameter. **Reverse-mode automatic
 # differentiation** gets all of them in a single backward sweep that costs a small multiple of
-# the forward computation.
+# what the forward computation costs.
 #
 # The idea fits in two sentences:
 #

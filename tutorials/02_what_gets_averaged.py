@@ -262,8 +262,9 @@ print("true gradient, batch reversed: changes by", max_difference(true_gradient,
 #     true gradient − mean_residual gradient = (2/D) · Σ_d Cov_i(e_id, ∇e_id),
 #
 # the covariance, over the samples of the batch, between each residual and its gradient with
-# respect to the parameters (for each parameter component). It vanishes only when the
-# residuals and their gradients do not co-vary across the batch. Let us check the identity
+# respect to the parameters (for each parameter component). It is zero when the residuals
+# and their gradients do not co-vary across the batch, for instance when all the inputs
+# coincide. Let us check the identity
 # with the per-sample gradients of the residual (D = 1 here, so ∇e_i = ∇ŷ_i):
 
 # %%
