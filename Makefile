@@ -6,7 +6,7 @@ VENV   := .venv
 PY     := $(VENV)/bin/python
 STAMP  := $(VENV)/.installed
 
-.PHONY: demo test bench lint system-deps clean
+.PHONY: demo test bench lint lab notebooks system-deps clean
 
 $(STAMP): pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -30,8 +30,17 @@ bench: $(STAMP)
 	$(PY) -m benchmarks
 
 lint: $(STAMP)
-	$(VENV)/bin/ruff check tinygrad_mb viz tests benchmarks
+	$(VENV)/bin/ruff check tinygrad_mb viz tests benchmarks tutorials
 	$(VENV)/bin/mypy tinygrad_mb
+
+# Open the tutorials in JupyterLab (installs it into .venv the first time).
+lab: $(STAMP)
+	$(PY) -m pip install --quiet -e ".[lab]"
+	$(VENV)/bin/jupyter lab tutorials/
+
+# Rewrite every tutorial notebook from its jupytext script.
+notebooks: $(STAMP)
+	$(PY) tutorials/sync_notebooks.py
 
 clean:
 	rm -rf $(VENV) .pytest_cache .hypothesis gallery
