@@ -49,8 +49,10 @@ def gradcheck(fn: Callable[..., Tensor], inputs: Sequence[Tensor], eps: float = 
         for x in inputs:
             x.grad = None
         out.backward(v)
-        analytic = {i: (inputs[i].grad if inputs[i].grad is not None else np.zeros_like(inputs[i].data))
-                    for i in checked}
+        analytic: dict[int, np.ndarray] = {}
+        for i in checked:
+            grad = inputs[i].grad  # None when fn does not depend on this input
+            analytic[i] = np.zeros_like(inputs[i].data) if grad is None else grad
         for i in checked:
             x = inputs[i]
             for idx in np.ndindex(*x.shape):

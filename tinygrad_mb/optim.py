@@ -26,7 +26,7 @@ class Optimizer:
                 )
         if isinstance(lr, bool) or not isinstance(lr, numbers.Real) or not (np.isfinite(lr) and lr > 0):
             raise ValueError(f"{name}: lr must be a positive number, got {lr!r}")
-        self.lr = float(lr)
+        self.lr: float = float(lr)
 
     def zero_grad(self) -> None:
         """Forget the gradients: backward adds into .grad, so clear it before each step's pass."""

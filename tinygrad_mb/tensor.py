@@ -523,9 +523,10 @@ class Tensor:
 
     # ---------------------------------------------------------------- shape ops
     def reshape(self, *shape: int | Sequence[int]) -> Tensor:
+        dims: Sequence[Any] = shape
         if len(shape) == 1 and not isinstance(shape[0], (int, np.integer)):
-            shape = tuple(shape[0])  # reshape((2, 3)) as well as reshape(2, 3)
-        new_shape = tuple(operator.index(n) for n in shape)  # integers only: no 2.5 axes
+            dims = tuple(shape[0])  # reshape((2, 3)) as well as reshape(2, 3)
+        new_shape = tuple(operator.index(n) for n in dims)  # integers only: no 2.5 axes
         old = self.shape
         try:
             data = self.data.reshape(new_shape)
