@@ -350,6 +350,14 @@ def test_integer_array_indexing_forward_and_gradient_even_with_repeated_picks(da
     check_op(data, lambda t: t[index], x)
 
 
+@given(data=st.data(), shape=shapes(min_dims=1))
+def test_boolean_mask_indexing_forward_and_gradient(data, shape):
+    x = data.draw(arrays(shape))
+    mask = data.draw(hnp.arrays(bool, shape), label="mask")
+    np.testing.assert_array_equal(Tensor(x)[mask].data, x[mask])
+    check_op(data, lambda t: t[mask], x)
+
+
 def test_an_element_picked_twice_receives_both_gradients():
     x = Tensor([1.0, 2.0, 3.0], requires_grad=True)
     x[[0, 2, 0, 0]].backward(np.array([1.0, 10.0, 100.0, 1000.0]))
