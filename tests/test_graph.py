@@ -48,6 +48,27 @@ def test_a_chain_of_100000_ops_is_freed_without_crashing_when_dropped(no_garbage
     assert middle() is None and first_op() is None
 
 
+def test_backward_visits_each_node_once_even_when_paths_multiply():
+    # y = y + y sixty times: 2**60 paths lead from the root to x. Walking paths would never
+    # finish; the topological order sends one gradient per node, so the work is linear.
+    calls = []
+
+    def counted(backward):
+        def wrapper(g):
+            calls.append(1)
+            return backward(g)
+        return wrapper
+
+    x = Tensor(1.0, requires_grad=True)
+    y = x
+    for _ in range(60):
+        y = y + y
+        y._backward = counted(y._backward)
+    y.backward()
+    assert x.grad == 2.0**60
+    assert len(calls) == 60
+
+
 # ------------------------------------------------------------------------------ shapes of graphs
 def test_fan_out_b_equals_a_plus_a_then_c_equals_b_plus_b_gives_four():
     a = Tensor(3.0, requires_grad=True)
