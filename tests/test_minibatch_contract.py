@@ -10,6 +10,7 @@ leaves the parameters and whatever ``.grad`` held untouched.
 from __future__ import annotations
 
 import functools
+import tracemalloc
 from collections.abc import Callable
 from typing import Any
 
@@ -253,3 +254,39 @@ def test_a_failure_midway_puts_the_old_grad_back(name: str) -> None:
     with pytest.raises(ValueError, match="label 9 is out of range for 2 classes"):
         STRATEGIES[name](problem.model, problem.loss_fn, problem.X, bad_labels)
     assert_untouched(params, values, grads)
+
+
+# ------------------------------------------------------------------------------ memory
+def peak_bytes(fn: Callable[[], Any]) -> int:
+    """Peak memory allocated while ``fn`` runs, beyond what was allocated before (tracemalloc)."""
+    tracemalloc.start()
+    try:
+        before = tracemalloc.get_traced_memory()[0]
+        fn()
+        return tracemalloc.get_traced_memory()[1] - before
+    finally:
+        tracemalloc.stop()
+
+
+@pytest.mark.parametrize("name, grows", [
+    ("per_sample_average", False), ("accumulated(m=8)", False), ("batched_mean", True),
+])
+def test_only_the_batched_mean_needs_memory_that_grows_with_the_batch(name: str, grows: bool) -> None:
+    """Going from 16 to 512 samples: one sample's (or one chunk's) activations at a time stay flat.
+
+    Hidden layers of 256 units: at 512 samples one activation matrix alone is 1 MiB, while the
+    parameters, their .grad and the returned gradients take 0.5 MiB each.
+    """
+    strategy = {"per_sample_average": minibatch.per_sample_average, "batched_mean": minibatch.batched_mean,
+                "accumulated(m=8)": functools.partial(minibatch.accumulated, micro_batch=8)}[name]
+    model = nn.MLP([16, 256, 256, 4], rng=0)
+    peaks = []
+    for batch in (16, 512):
+        rng = np.random.default_rng(batch)
+        X, y = rng.normal(size=(batch, 16)), rng.integers(0, 4, batch)
+        peaks.append(peak_bytes(lambda: strategy(model, nn.cross_entropy, X, y)))  # noqa: B023
+        model.zero_grad()
+    if grows:
+        assert peaks[1] > 3 * peaks[0], peaks
+    else:
+        assert peaks[1] < 1.1 * peaks[0], peaks
