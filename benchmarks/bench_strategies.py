@@ -21,6 +21,7 @@ result is checked against the numpy reference.
 
 from __future__ import annotations
 
+import functools
 import gc
 import tracemalloc
 from collections.abc import Callable, Sequence
@@ -147,8 +148,7 @@ def compare_memory() -> None:
     model = engine_model(WIDE_SIZES)
     strategies: list[tuple[str, Callable[..., Any]]] = [
         ("per_sample_average", minibatch.per_sample_average),
-        (f"accumulated(m={MICRO_BATCH})",
-         lambda *args: minibatch.accumulated(*args, micro_batch=MICRO_BATCH)),
+        (f"accumulated(m={MICRO_BATCH})", functools.partial(minibatch.accumulated, micro_batch=MICRO_BATCH)),
         ("batched_mean", minibatch.batched_mean),
     ]
     n_params = sum(p.data.size for p in model.parameters())

@@ -69,6 +69,7 @@ def make_problem(sizes: Sequence[int], activation: str, loss_name: str, batch_si
     rng = np.random.default_rng(seed)
     model = nn.MLP(list(sizes), activation=activation, rng=rng)
     X = rng.normal(0.0, input_scale, (batch_size, sizes[0]))
+    y: np.ndarray
     if loss_name == "mse":
         y = rng.normal(0.0, 1.0, (batch_size, sizes[-1]))
     else:
@@ -183,6 +184,7 @@ def output_errors(problem: Problem) -> np.ndarray:
     for i in range(problem.batch_size):
         pred = Tensor(problem.model(Tensor(problem.X[i:i + 1])).data, requires_grad=True)
         problem.loss_fn(pred, problem.y[i:i + 1]).backward()
+        assert pred.grad is not None
         rows.append(pred.grad[0])
     return np.stack(rows)
 

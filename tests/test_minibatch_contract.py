@@ -42,9 +42,10 @@ def problem_for(loss: str, batch_size: int = 7):
 
 def fill_grads(params: list[Tensor], value: float = 7.0) -> list[np.ndarray]:
     """Put recognisable stale arrays in .grad; return them."""
-    for p in params:
-        p.grad = np.full(p.shape, value)
-    return [p.grad for p in params]
+    stale = [np.full(p.shape, value) for p in params]
+    for p, g in zip(params, stale):
+        p.grad = g
+    return stale
 
 
 def assert_untouched(params: list[Tensor], values: list[np.ndarray], grads: list[np.ndarray]) -> None:
@@ -126,6 +127,7 @@ def test_per_sample_gradients_of_a_bare_linear_layer() -> None:
     layer = nn.Linear(3, 2, rng=rng)
     X, y = rng.normal(size=(4, 3)), rng.normal(size=(4, 2))
     stacked = minibatch.per_sample_gradients(layer, nn.mse_loss, X, y)
+    assert layer.bias is not None
     error = 2.0 / 2 * (X @ layer.weight.data + layer.bias.data - y)  # ∂ℓ_i/∂ŷ_i for mean over 2 outputs
     np.testing.assert_allclose(stacked[0], np.einsum("bi,bo->bio", X, error), rtol=0, atol=ROUNDING_TOL)
     np.testing.assert_allclose(stacked[1], error, rtol=0, atol=ROUNDING_TOL)
@@ -167,7 +169,8 @@ def test_an_empty_batch_is_refused_before_anything_changes(name: str) -> None:
 
 @pytest.mark.parametrize("strategy", [minibatch.accumulated, minibatch.naive_accumulated])
 @pytest.mark.parametrize("micro_batch", [0, -3, 1.5, True, "4", None])
-def test_micro_batch_must_be_a_whole_number_at_least_one(strategy: Strategy, micro_batch: Any) -> None:
+def test_micro_batch_must_be_a_whole_number_at_least_one(strategy: Callable[..., minibatch.Gradients],
+                                                         micro_batch: Any) -> None:
     problem = problem_for("mse")
     params = problem.model.parameters()
     values, grads = [p.data.copy() for p in params], fill_grads(params)
@@ -277,8 +280,10 @@ def test_only_the_batched_mean_needs_memory_that_grows_with_the_batch(name: str,
     Hidden layers of 256 units: at 512 samples one activation matrix alone is 1 MiB, while the
     parameters, their .grad and the returned gradients take 0.5 MiB each.
     """
-    strategy = {"per_sample_average": minibatch.per_sample_average, "batched_mean": minibatch.batched_mean,
-                "accumulated(m=8)": functools.partial(minibatch.accumulated, micro_batch=8)}[name]
+    memory_strategies: dict[str, Strategy] = {
+        "per_sample_average": minibatch.per_sample_average, "batched_mean": minibatch.batched_mean,
+        "accumulated(m=8)": functools.partial(minibatch.accumulated, micro_batch=8)}
+    strategy = memory_strategies[name]
     model = nn.MLP([16, 256, 256, 4], rng=0)
     peaks = []
     for batch in (16, 512):

@@ -15,6 +15,7 @@ tolerance.
 from __future__ import annotations
 
 import itertools
+from typing import Any
 
 import numpy as np
 import pytest
@@ -42,7 +43,7 @@ from tinygrad_mb.train import Trainer
 
 # Each example takes milliseconds, so these tests run four times the profile's number of examples
 # (tests/conftest.py: dev and ci 25, thorough 500); the profile's other settings apply unchanged.
-SETTINGS = settings(max_examples=4 * settings.default.max_examples)
+SETTINGS = settings(max_examples=4 * settings().max_examples)
 EXACT_WHEN_ALIKE = ("mean_input", "last_sample", "mean_residual")
 
 
@@ -201,6 +202,7 @@ def test_error_first_is_exact_when_every_input_is_the_same(problem: Problem) -> 
 def test_loss_as_gradient_moves_a_converged_model_away_from_the_optimum() -> None:
     """DESIGN.md's worked example: data (x=1, y=2) and (x=1, y=4); the model predicts 3."""
     model = nn.Linear(1, 1)
+    assert model.bias is not None
     model.weight.data[...] = 1.0
     model.bias.data[...] = 2.0  # 1 * 1 + 2 = 3, the least-squares optimum
     X, y = np.array([[1.0], [1.0]]), np.array([[2.0], [4.0]])
@@ -315,7 +317,7 @@ def test_for_a_linear_model_error_first_gets_the_weights_wrong_and_the_bias_righ
 
 
 # ------------------------------------------------------------------------------ training trajectories
-@settings(max_examples=settings.default.max_examples)
+@settings(max_examples=settings().max_examples)
 @given(st.data())
 def test_per_sample_and_batched_mean_training_end_at_the_same_parameters(data: st.DataObject) -> None:
     """Several epochs with shuffling and a short last batch; the trajectories agree to 1e-9.
@@ -332,7 +334,9 @@ def test_per_sample_and_batched_mean_training_end_at_the_same_parameters(data: s
     sizes = [3, *widths, 2]
 
     final = {}
-    for strategy, extra in (("batched_mean", {}), ("per_sample", {}), ("accumulated", {"micro_batch": 2})):
+    runs: list[tuple[str, dict[str, Any]]] = [("batched_mean", {}), ("per_sample", {}),
+                                              ("accumulated", {"micro_batch": 2})]
+    for strategy, extra in runs:
         problem = make_problem(sizes, activation, loss_name, n, seed)  # the same weights and data each time
         trainer = Trainer(problem.model, problem.loss_fn, optim.SGD(problem.model.parameters(), lr=0.2),
                           strategy=strategy, progress=False, **extra)

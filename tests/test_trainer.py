@@ -190,6 +190,7 @@ def test_every_strategy_takes_exactly_its_own_step_on_a_short_last_batch(name: s
         for start in (0, 4, 8):
             strategy(by_hand.model, by_hand.loss_fn, X[start:start + 4], y[start:start + 4], **extra)
             for p in by_hand.model.parameters():
+                assert p.grad is not None
                 p.data = p.data - 0.2 * p.grad
     for a, b in zip(parameters_of(trainer), parameters_of(by_hand)):
         np.testing.assert_allclose(a, b, rtol=0, atol=1e-14)
@@ -263,7 +264,7 @@ def test_a_checkpoint_is_written_atomically_after_every_epoch(tmp_path: Path,
                                                                monkeypatch: pytest.MonkeyPatch) -> None:
     X, y = classification()
     path = tmp_path / "run.ckpt"
-    replaced: list[tuple[str, str]] = []
+    replaced: list[tuple[str, str, int]] = []
     real_replace = os.replace
 
     def spy(src: Any, dst: Any) -> None:
