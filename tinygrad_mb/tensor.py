@@ -59,6 +59,8 @@ def unbroadcast(grad: np.ndarray, shape: tuple[int, ...]) -> np.ndarray:
     """
     if grad.shape == shape:
         return grad
+    if grad.size == math.prod(shape):  # every copy was of size 1 (a batch of one): no sum needed
+        return grad.reshape(shape)
     extra = grad.ndim - len(shape)
     if extra > 0:
         grad = grad.sum(axis=tuple(range(extra)))
@@ -433,7 +435,8 @@ class Tensor:
         def backward(g):
             # For matrices, C = A @ B gives dA = G @ B^T and dB = A^T @ G.
             if a.ndim == 2 and b.ndim == 2:  # the common case (a batch times a weight)
-                return (g @ b.T if need_a else None, a.T @ g if need_b else None)
+                # np.dot, not @: for a one-row batch, a.T @ g takes a slow non-BLAS path.
+                return (np.dot(g, b.T) if need_a else None, np.dot(a.T, g) if need_b else None)
             # Otherwise the same formulas after making both operands matrices: a vector on
             # the left is a matrix with one row, on the right one with one column (that axis
             # is dropped again at the end). Batch axes that were broadcast are summed away.
