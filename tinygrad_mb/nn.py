@@ -16,7 +16,7 @@ from typing import Any
 
 import numpy as np
 
-from .tensor import ArrayLike, Tensor, _as_float_array, shape_str
+from .tensor import ArrayLike, Tensor, _as_float_array, shape_str, unbroadcast
 
 Rng = np.random.Generator | int | None
 
@@ -102,6 +102,42 @@ def _parameters_in(value: Any, name: str) -> Iterator[tuple[str, Tensor]]:
             yield from _parameters_in(item, f"{name}.{key}")
 
 
+def linear(x: Tensor, weight: Tensor, bias: Tensor | None = None) -> Tensor:
+    """The affine map ``x @ weight + bias``, recorded as one graph node.
+
+    It computes the same as the two nodes ``x @ weight`` and ``+ bias``; as one node it keeps
+    pictures of networks small, and its backward shows where a batch gets summed:
+
+        dx = g @ Wᵀ,    dW = xᵀ @ g = Σ_i outer(x_i, g_i),    db = Σ_i g_i.
+
+    The weight's gradient is a sum over the samples (rows) of per-sample outer products: the
+    matrix product does the summing, and a mean loss has already put its 1/B inside g.
+    """
+    if x.shape[-1:] != weight.shape[:1]:
+        raise ValueError(
+            f"linear: cannot multiply {shape_str(x.shape)} by the weight {shape_str(weight.shape)}; "
+            f"the last axis of the input must equal the weight's first axis"
+        )
+    h, W = x.data, weight.data
+    out = h @ W
+    if bias is not None:
+        out = out + bias.data
+    need_x, need_w = x.requires_grad, weight.requires_grad
+    need_b = bias is not None and bias.requires_grad
+    b_shape = bias.shape if bias is not None else ()
+
+    def backward(g: np.ndarray) -> tuple[np.ndarray | None, ...]:
+        # Extra leading axes (B, T, features) are more rows of the same matrix product.
+        rows_h, rows_g = h.reshape(-1, h.shape[-1]), g.reshape(-1, g.shape[-1])
+        # np.dot, not @: for a one-row batch, h.T @ g takes a slow non-BLAS path.
+        return (np.dot(g, W.T) if need_x else None,
+                np.dot(rows_h.T, rows_g) if need_w else None,
+                unbroadcast(g, b_shape) if need_b else None)
+
+    parents = (x, weight) if bias is None else (x, weight, bias)
+    return Tensor._result(out, parents, "linear", backward)
+
+
 class Linear(Module):
     """An affine map ``x @ weight + bias``.
 
@@ -136,8 +172,7 @@ class Linear(Module):
                 f"Linear: expected inputs with {self.in_features} features in the last axis, got "
                 f"shape {shape_str(x.shape)}; a batch is (batch_size, {self.in_features})."
             )
-        out = x @ self.weight
-        return out + self.bias if self.bias is not None else out
+        return linear(x, self.weight, self.bias)
 
     def __repr__(self) -> str:
         return f"Linear({self.in_features}, {self.out_features}, bias={self.bias is not None})"
