@@ -49,6 +49,35 @@ def test_linear_yields_weight_then_bias_with_the_shapes_of_x_at_w_plus_b():
     assert weight.shape == (4, 3) and bias.shape == (3,)
 
 
+@pytest.mark.parametrize("x_shape", [(5, 3), (3,), (2, 4, 3)])
+@pytest.mark.parametrize("with_bias", [True, False])
+def test_linear_node_equals_matmul_plus_bias_in_value_and_gradient(x_shape, with_bias):
+    rng = np.random.default_rng(7)
+    x_data, w_data, b_data = rng.normal(size=x_shape), rng.normal(size=(3, 2)), rng.normal(size=2)
+    upstream = rng.uniform(0.5, 1.5, x_shape[:-1] + (2,))  # non-uniform, so no bug hides
+    grads = []
+    for fused in (True, False):
+        x, w = Tensor(x_data, requires_grad=True), Tensor(w_data, requires_grad=True)
+        b = Tensor(b_data, requires_grad=True) if with_bias else None
+        if fused:
+            out = nn.linear(x, w, b)
+        else:
+            out = x @ w + b if b is not None else x @ w
+        out.backward(upstream)
+        grads.append([out.data, x.grad, w.grad] + ([b.grad] if b is not None else []))
+    assert len(grads[0]) == (4 if with_bias else 3)
+    for fused_value, composed_value in zip(*grads):
+        np.testing.assert_allclose(fused_value, composed_value, rtol=RTOL, atol=1e-14)
+
+
+def test_linear_node_is_one_node_with_the_layer_parameters_as_parents():
+    layer = nn.Linear(3, 2, rng=0)
+    x = Tensor(np.ones((4, 3)))
+    out = layer(x)
+    assert out.op == "linear"
+    assert out.parents == (x, layer.weight, layer.bias)
+
+
 def test_linear_without_bias_has_only_a_weight():
     layer = nn.Linear(4, 3, bias=False, rng=0)
     assert layer.parameters() == [layer.weight] and layer.bias is None
