@@ -6,9 +6,10 @@ the mini-batch loss is L_B(θ) = (1/B) Σ_i ℓ_i(θ). Every ℓ_i is evaluated 
 
     ∇_θ L_B = (1/B) Σ_i ∇_θ ℓ_i(θ)        exactly, for any network however nonlinear.
 
-The first four strategies below compute this same gradient in different ways (equal up to
-floating-point rounding). ``naive_accumulated`` and ``error_first`` are the two classic
-mistakes, implemented so that they can be shown and refuted.
+``per_sample_average``, ``batched_mean``, ``accumulated`` and ``per_sample_gradients`` (their
+mean) compute this same gradient in different ways, equal up to floating-point rounding.
+``naive_accumulated`` and ``error_first`` are the two classic mistakes, implemented so that
+they can be shown and refuted.
 
 Common contract. ``model`` is an ``nn.Module``; ``loss_fn(pred, target)`` returns the
 *mean* loss over the samples it is given (``nn.mse_loss``, ``nn.cross_entropy``);
@@ -43,8 +44,11 @@ class Gradients(list):
 
 
 # ------------------------------------------------------------------------------ helpers
-def _check_batch(model: nn.Module, X: Any, y: Any, op: str) -> tuple[np.ndarray, np.ndarray, list[Tensor]]:
-    """Validate the inputs before anything is touched; return X, y as arrays and the parameters."""
+def check_batch(model: nn.Module, X: Any, y: Any, op: str) -> tuple[np.ndarray, np.ndarray, list[Tensor]]:
+    """Validate a batch before anything is touched; return X, y as arrays and the parameters.
+
+    ``op`` names the caller in the error messages.
+    """
     X = np.asarray(X.data if isinstance(X, Tensor) else X)
     y = np.asarray(y.data if isinstance(y, Tensor) else y)
     if X.ndim == 0 or y.ndim == 0:
@@ -93,7 +97,8 @@ def _chunks(n: int, size: int) -> list[slice]:
     return [slice(start, min(start + size, n)) for start in range(0, n, size)]
 
 
-def _check_micro_batch(micro_batch: Any, op: str) -> int:
+def check_micro_batch(micro_batch: Any, op: str) -> int:
+    """A micro-batch size as an int >= 1, or a clear error naming ``op``."""
     if isinstance(micro_batch, bool) or not isinstance(micro_batch, (int, np.integer)) or micro_batch < 1:
         raise ValueError(f"{op}: micro_batch must be a whole number of samples >= 1, got {micro_batch!r}")
     return int(micro_batch)
@@ -107,7 +112,7 @@ def per_sample_average(model: nn.Module, loss_fn: LossFn, X: Any, y: Any) -> Gra
     running sum lives in .grad and only one sample's graph exists at a time: peak activation
     memory is that of a single sample, whatever B is.
     """
-    X, y, params = _check_batch(model, X, y, "per_sample_average")
+    X, y, params = check_batch(model, X, y, "per_sample_average")
     B = len(X)
     total = 0.0
     with _fresh_grads(params):
@@ -124,7 +129,7 @@ def batched_mean(model: nn.Module, loss_fn: LossFn, X: Any, y: Any) -> Gradients
     The 1/B and the sum are nodes of the graph (the mean), so backpropagation hands each
     sample's branch 1/B of the upstream gradient; vectorised, which is why it is fast.
     """
-    X, y, params = _check_batch(model, X, y, "batched_mean")
+    X, y, params = check_batch(model, X, y, "batched_mean")
     with _fresh_grads(params):
         loss = loss_fn(model(Tensor(X)), y)
         loss.backward()
@@ -138,8 +143,8 @@ def accumulated(model: nn.Module, loss_fn: LossFn, X: Any, y: Any, micro_batch: 
     ``batched_mean`` for any chunk sizes, including a short last chunk. (Data-parallel training
     is the same arithmetic with shards instead of chunks.)
     """
-    X, y, params = _check_batch(model, X, y, "accumulated")
-    m = _check_micro_batch(micro_batch, "accumulated")
+    X, y, params = check_batch(model, X, y, "accumulated")
+    m = check_micro_batch(micro_batch, "accumulated")
     B = len(X)
     total = 0.0
     with _fresh_grads(params):
@@ -159,8 +164,8 @@ def naive_accumulated(model: nn.Module, loss_fn: LossFn, X: Any, y: Any, micro_b
     ``batched_mean`` only when all chunks have the same size; a short last chunk gives its
     samples too much weight. Kept for teaching; use ``accumulated``.
     """
-    X, y, params = _check_batch(model, X, y, "naive_accumulated")
-    m = _check_micro_batch(micro_batch, "naive_accumulated")
+    X, y, params = check_batch(model, X, y, "naive_accumulated")
+    m = check_micro_batch(micro_batch, "naive_accumulated")
     chunks = _chunks(len(X), m)
     total = 0.0
     with _fresh_grads(params):
@@ -216,7 +221,7 @@ def per_sample_gradients(model: nn.Module, loss_fn: LossFn, X: Any, y: Any) -> G
     losses ``nn.mse_loss`` and ``nn.cross_entropy`` (mean reduction), and refuses the rest.
     Afterwards each parameter's .grad is the mean over the batch: the batched gradient.
     """
-    X, y, params = _check_batch(model, X, y, "per_sample_gradients")
+    X, y, params = check_batch(model, X, y, "per_sample_gradients")
     if loss_fn not in (nn.mse_loss, nn.cross_entropy):
         raise TypeError(
             f"per_sample_gradients: loss_fn must be nn.mse_loss or nn.cross_entropy (mean "
@@ -274,37 +279,65 @@ def error_first(model: nn.Module, loss_fn: LossFn, X: Any, y: Any, variant: str 
     all inputs in the batch are identical; otherwise only the output layer's bias gradient is
     right. ``loss_as_gradient`` is wrong even then. Returned ``.loss`` is the true batch loss.
     """
-    X, y, params = _check_batch(model, X, y, "error_first")
+    X, y, params = check_batch(model, X, y, "error_first")
+    check_variant(variant, loss_fn, "error_first")
+    with _fresh_grads(params):
+        error_first_backward(model, loss_fn, X, y, variant)
+        with no_grad():
+            true_loss = loss_fn(model(Tensor(X)), y).item()
+        return _collect(params, true_loss)
+
+
+def check_variant(variant: str, loss_fn: LossFn, op: str) -> None:
+    """Refuse an unknown error-first variant, or ``mean_residual`` without squared error."""
     if variant not in ERROR_FIRST_VARIANTS:
-        raise ValueError(f"error_first: unknown variant {variant!r}; choose one of {list(ERROR_FIRST_VARIANTS)}")
+        raise ValueError(f"{op}: unknown variant {variant!r}; choose one of {list(ERROR_FIRST_VARIANTS)}")
     if variant == "mean_residual" and loss_fn is not nn.mse_loss:
         raise ValueError(
-            f"error_first: variant 'mean_residual' averages residuals ŷ − y, which only squared "
+            f"{op}: variant 'mean_residual' averages residuals ŷ − y, which only squared "
             f"error has; it needs loss_fn=nn.mse_loss, got {loss_fn!r}."
         )
-    with _fresh_grads(params):
-        # The per-sample output errors g_i, from the batch's predictions held as a leaf.
-        with no_grad():
-            batch_pred = model(Tensor(X))
-        pred = Tensor(batch_pred.data, requires_grad=True)
-        batch_loss = loss_fn(pred, y)
-        batch_loss.backward()  # pred.grad = ∂L/∂ŷ_i = g_i / B, so the column sums are ḡ
-        assert pred.grad is not None
-        g_mean = pred.grad.sum(axis=0, keepdims=True)
 
-        if variant == "mean_residual":
-            out = model(Tensor(X))
-            target = np.asarray(y, dtype=out.dtype).mean(axis=0, keepdims=True)
-            nn.mse_loss(out.mean(axis=0, keepdims=True), target).backward()
-        elif variant == "last_sample":
-            model(Tensor(X[-1:])).backward(g_mean)
-        else:
-            out = model(Tensor(X.mean(axis=0, keepdims=True)))
-            if variant == "mean_input":
-                out.backward(g_mean)
-            else:  # loss_as_gradient: the loss value itself sent back as the output error
-                out.backward(np.full(out.shape, batch_loss.item()))
-        return _collect(params, batch_loss.item())
+
+def mean_output_error(model: nn.Module, loss_fn: LossFn, X: np.ndarray, y: np.ndarray) -> np.ndarray:
+    """ḡ = (1/B) Σ_i ∂ℓ_i/∂ŷ_i, the batch's output errors averaged, shape (1, *output shape).
+
+    The predictions are held as a leaf, so the parameters' .grad is not touched: backpropagating
+    the mean loss leaves ∂L/∂ŷ_i = g_i / B in the leaf, and its column sums are ḡ.
+    """
+    with no_grad():
+        batch_pred = model(Tensor(X))
+    pred = Tensor(batch_pred.data, requires_grad=True)
+    loss_fn(pred, y).backward()
+    assert pred.grad is not None
+    return pred.grad.sum(axis=0, keepdims=True)
+
+
+def error_first_backward(model: nn.Module, loss_fn: LossFn, X: np.ndarray, y: np.ndarray,
+                         variant: str) -> Tensor:
+    """Run the variant's single backward pass (adding into .grad); return the root it started from.
+
+    X and y are arrays already checked by ``check_batch``, the variant by ``check_variant``.
+    The root is the one graph the variant backpropagates through, e.g. for drawing it.
+    """
+    if variant == "mean_residual":  # every sample's own graph, but one averaged residual
+        out = model(Tensor(X, name="X"))
+        y_mean = Tensor(np.asarray(y, dtype=out.dtype).mean(axis=0, keepdims=True), name="mean y")
+        root = nn.mse_loss(out.mean(axis=0, keepdims=True), y_mean)
+        root.backward()
+        return root
+    if variant == "last_sample":  # the activations an online implementation still holds
+        root = model(Tensor(X[-1:], name=f"x[{len(X) - 1}] (last sample)"))
+        root.backward(mean_output_error(model, loss_fn, X, y))
+        return root
+    root = model(Tensor(X.mean(axis=0, keepdims=True), name="mean x"))
+    if variant == "mean_input":
+        root.backward(mean_output_error(model, loss_fn, X, y))
+    else:  # loss_as_gradient: the loss value itself sent back as if it were the output error
+        with no_grad():
+            mean_loss = loss_fn(model(Tensor(X)), y).item()
+        root.backward(np.full(root.shape, mean_loss, dtype=root.dtype))
+    return root
 
 
 STRATEGIES: dict[str, Callable[..., Gradients]] = {

@@ -51,7 +51,7 @@ class Trainer:
             raise ValueError(f"Trainer: unknown strategy {strategy!r}; choose one of {sorted(minibatch.STRATEGIES)}")
         needs_chunks = strategy in ("accumulated", "naive_accumulated")
         if needs_chunks:
-            minibatch._check_micro_batch(micro_batch, f"Trainer(strategy={strategy!r})")
+            minibatch.check_micro_batch(micro_batch, f"Trainer(strategy={strategy!r})")
         elif micro_batch is not None:
             raise ValueError(f"Trainer: micro_batch is used only by 'accumulated' strategies, not {strategy!r}")
         if strategy == "error_first":
