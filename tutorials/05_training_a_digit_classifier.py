@@ -158,10 +158,12 @@ plt.show()
 #
 # Every step of that training built a graph like the one below and walked it backwards.
 # For a readable picture, take a batch of two images. From left to right: the batch X
-# (2 × 64) meets W1 (64 × 64) in a matrix product, the bias b1 is added and broadcast over the
-# two rows, tanh, the second layer, then the cross-entropy: log-softmax, picking each row's
-# true class, negating, and the **mean** over the two samples, where the averaging of
-# tutorial 2 happens. After `backward`, every box shows its gradient.
+# (2 × 64) enters a `linear` node with W1 (64 × 64) and b1, which computes X @ W1 + b1 in one
+# step, the bias broadcast over the two rows; then `tanh`; then a second `linear` node with
+# W2 and b2, giving the 2 × 10 logits z. One `cross_entropy` node holds the two per-sample
+# losses −log softmax(z_i)[y_i], one per row, and a last node takes their **mean** over the
+# two samples: that is where the averaging of tutorial 2 happens. After `backward`, every box
+# shows its gradient.
 
 # %%
 small_batch = slice(0, 2)
@@ -207,8 +209,13 @@ for strategy, s in seconds.items():
 # The MLP learns the digits: far above chance (10%) on images it never trained on.
 assert history["val_accuracy"][-1] > 0.9 and test_accuracy > 0.9
 assert history["loss"][-1] < history["loss"][0] / 2
-# The confusion matrix accounts for every test image, and its diagonal is the accuracy.
-assert confusion.sum() == len(y_test) and np.isclose(test_accuracy, np.mean(predicted == y_test))
+# The confusion matrix accounts for every test image: row r adds up to the number of test
+# images of digit r (counted straight from the labels, with the proportions `stratify` kept).
+assert np.array_equal(confusion.sum(axis=1), np.bincount(y_test, minlength=10))
+assert np.array_equal(confusion.sum(axis=1), np.bincount(y, minlength=10) - np.bincount(y_train, minlength=10))
+# Its diagonal is the accuracy, the same as the trainer's own evaluation of the test set
+# (a separate forward pass through its loss-and-accuracy code).
+assert np.isclose(np.trace(confusion) / len(y_test), history["val_accuracy"][-1])
 assert np.isclose(test_accuracy, history["val_accuracy"][-1])
 # Per-sample averaging and the batched mean train the same model on real data.
 assert weight_gap < 1e-9
