@@ -210,7 +210,7 @@ plt.show()
 # - `last_sample`: backpropagates ḡ through the last sample's graph (the activations an online
 #   loop still holds). "Which sample's activations?" has no right answer.
 # - `loss_as_gradient`: backpropagates the mean loss *value* as if it were the output error.
-#   A loss is not an error: this is wrong even for a single sample.
+#   A loss is not an error: this is in general wrong, even for a single sample.
 # - `mean_residual` (squared error only): backpropagates the loss of the mean prediction
 #   against the mean target. It misses a covariance term, computed exactly below.
 #
@@ -262,7 +262,10 @@ print("true gradient, batch reversed: changes by", max_difference(true_gradient,
 #     true gradient − mean_residual gradient = (2/D) · Σ_d Cov_i(e_id, ∇e_id),
 #
 # the covariance, over the samples of the batch, between each residual and its gradient with
-# respect to the parameters (for each parameter component). It is zero when the residuals
+# respect to the parameters (for each parameter component). It is the *population* covariance
+# of the batch, Cov_i(a_i, b_i) = (1/B) Σ_i (a_i − ā)(b_i − b̄), dividing by B (not by B − 1,
+# as `np.cov` does by default): the batch is all there is, not a sample from which to
+# estimate something. It is zero when the residuals
 # and their gradients do not co-vary across the batch, for instance when all the inputs
 # coincide. Let us check the identity
 # with the per-sample gradients of the residual (D = 1 here, so ∇e_i = ∇ŷ_i):
@@ -291,10 +294,12 @@ print("|(true − mean_residual) − 2·Cov(e, ∇e)| at most", identity_gap)
 # `mean_residual` are exact when B = 1, or when every sample in the batch has the same input
 # (as in the worked example): then all activations coincide, and backpropagation, which is
 # linear in the gradient sent into it, turns the average of the errors into the average of
-# the gradients. Beyond that, only one piece is always right: the gradient of the **output
-# layer's bias**, for any network, because the bias gradient *is* the averaged output error.
-# Even for a purely linear model the weight gradients are wrong (the difference is a
-# covariance between errors and inputs). `loss_as_gradient` is wrong even for a single sample.
+# the gradients. `loss_as_gradient` is in general wrong, even for a single sample: it sends
+# back the loss value instead of the error. (For one output and squared error that is e²
+# instead of 2e, with e = ŷ − y; the two agree only by accident, when e = 0 or e = 2.)
+#
+# Check both cases on the tanh network: a batch of one sample, then one input row repeated
+# six times, with six different targets.
 
 # %%
 one = slice(0, 1)
@@ -303,13 +308,54 @@ exact_for_one_sample = {
                             minibatch.batched_mean(net, nn.mse_loss, X6[one], y6[one]))
     for variant in minibatch.ERROR_FIRST_VARIANTS
 }
-print("B = 1:", {k: f"{v:.1e}" for k, v in exact_for_one_sample.items()})
+print("B = 1:          ", {k: f"{v:.1e}" for k, v in exact_for_one_sample.items()})
 
+X_same = np.repeat(X6[:1], len(y6), axis=0)  # one input, six times
+same_input_true = minibatch.batched_mean(net, nn.mse_loss, X_same, y6)  # y6: six different targets
+exact_for_same_input = {
+    variant: max_difference(minibatch.error_first(net, nn.mse_loss, X_same, y6, variant=variant), same_input_true)
+    for variant in minibatch.ERROR_FIRST_VARIANTS
+}
+print("same input, B = 6:", {k: f"{v:.1e}" for k, v in exact_for_same_input.items()})
+
+# %% [markdown]
+# Beyond that, only one piece is always right: the gradient of the **output layer's bias**,
+# for any network, because the bias gradient *is* the averaged output error.
+#
+# Even for a purely linear model, ŷ_i = x_i W + b, the weight gradients are wrong, and by an
+# amount we can write down. Let x_i be sample i's input and g_i its output error, both as
+# columns, so that x_i g_iᵀ has the shape of W (inputs × outputs). The true weight gradient is
+# the mean of the per-sample outer products, (1/B) Σ_i x_i g_iᵀ. `mean_input` computes x̄ ḡᵀ,
+# and so does `mean_residual` (for squared error ḡ = (2/D) ē, and the mean prediction is
+# x̄ W + b); `last_sample` computes x_B ḡᵀ, with the last sample's input x_B. Hence
+#
+#     true − mean_input = true − mean_residual = Cov_i(x_i, g_i) = (1/B) Σ_i (x_i − x̄)(g_i − ḡ)ᵀ,
+#     true − last_sample = Cov_i(x_i, g_i) + (x̄ − x_B) ḡᵀ,
+#
+# again the population covariance of the batch. `mean_input` and `mean_residual` are wrong
+# when the errors co-vary with the inputs; `last_sample` has a second term, nonzero whenever
+# the last input is not the mean input and ḡ ≠ 0. Checked on a linear model with the six
+# distinct inputs:
+
+# %%
 linear = nn.Linear(2, 1, rng=2)
 linear_true = minibatch.batched_mean(linear, nn.mse_loss, X6, y6)
-linear_first = minibatch.error_first(linear, nn.mse_loss, X6, y6, variant="mean_input")
-print("linear model, weight gradient off by:", max_difference(linear_first[:1], linear_true[:1]))
-print("linear model, bias gradient off by:  ", max_difference(linear_first[1:], linear_true[1:]))
+errors = 2 * (linear(Tensor(X6)).data - y6)  # g_i = ∂ℓ_i/∂ŷ_i = 2(ŷ_i − y_i), one output
+x_mean, g_mean = X6.mean(axis=0), errors.mean(axis=0)
+input_error_covariance = (X6 - x_mean).T @ (errors - g_mean) / len(X6)  # divide by B
+predicted_weight_gap = {
+    "mean_input": input_error_covariance,
+    "mean_residual": input_error_covariance,
+    "last_sample": input_error_covariance + np.outer(x_mean - X6[-1], g_mean),
+}
+linear_weight_gap, linear_formula_gap, linear_bias_gap = {}, {}, {}
+for variant, predicted in predicted_weight_gap.items():
+    first = minibatch.error_first(linear, nn.mse_loss, X6, y6, variant=variant)
+    linear_weight_gap[variant] = max_difference(first[:1], linear_true[:1])
+    linear_formula_gap[variant] = float(np.max(np.abs((linear_true[0] - first[0]) - predicted)))
+    linear_bias_gap[variant] = max_difference(first[1:], linear_true[1:])
+    print(f"linear model, {variant:13s} weight gradient off by {linear_weight_gap[variant]:.3f}; "
+          f"formula misses by {linear_formula_gap[variant]:.1e}; bias off by {linear_bias_gap[variant]:.1e}")
 
 output_bias_gap = {
     variant: max_difference(minibatch.error_first(net, nn.mse_loss, X6, y6, variant=variant)[-1:], true_gradient[-1:])
@@ -396,10 +442,16 @@ assert all(err > 0.01 for err in variant_error.values())
 assert max_difference(last_then, last_reversed) > 1e-3 and max_difference(true_gradient, true_reversed) < 1e-12
 # mean_residual misses exactly (2/D)·Σ_d Cov_i(e_id, ∇e_id).
 assert identity_gap < 1e-12
-# Exact for B = 1 (except loss_as_gradient), and the output bias gradient is always exact.
+# Exact for B = 1 and for identical inputs (except loss_as_gradient, which is wrong there too).
 assert all(exact_for_one_sample[v] < 1e-12 for v in ("mean_input", "last_sample", "mean_residual"))
 assert exact_for_one_sample["loss_as_gradient"] > 1e-3
-assert max_difference(linear_first[1:], linear_true[1:]) < 1e-12 < max_difference(linear_first[:1], linear_true[:1])
+assert all(exact_for_same_input[v] < 1e-12 for v in ("mean_input", "last_sample", "mean_residual"))
+assert exact_for_same_input["loss_as_gradient"] > 1e-3
+# Linear model: the weights are off by Cov(x, g) (plus (x̄ − x_B) ḡᵀ for last_sample), the bias is exact.
+assert all(gap > 1e-3 for gap in linear_weight_gap.values())
+assert all(gap < 1e-12 for gap in linear_formula_gap.values())
+assert all(gap < 1e-12 for gap in linear_bias_gap.values())
+# The output bias gradient is exact for any network.
 assert all(gap < 1e-12 for gap in output_bias_gap.values())
 # Training: the correct strategies trace one curve; the error-first variants do not.
 for label in ("batched mean", "accumulated (micro-batches of 5)"):
