@@ -147,8 +147,11 @@ plt.show()
 #
 #     E|∇L_batch − ∇L|² = (S² / M) · (N − M) / (N − 1),    S² = (1/N) Σ_n |g_n − ∇L|².
 #
-# Sampling confirms it: the noise falls like 1/M (a straight line of slope −1 on log-log
-# axes), bending down to zero at M = N.
+# Sampling confirms it: for small M the noise falls like 1/M (a straight line of slope −1 on
+# log-log axes). The factor (N − M)/(N − 1) pulls it below that line as M grows: at M = 150
+# of N = 200 it is a quarter of the 1/M value. It would reach zero at M = N, where every
+# batch is the whole data set; the plot stops at M = 150 because a logarithmic axis cannot
+# show zero.
 
 # %%
 flat = np.concatenate([g.reshape(B, -1) for g in stacked], axis=1)  # (N, number of parameters)
@@ -190,8 +193,21 @@ plt.show()
 c = float(np.median(norms))
 scale = np.minimum(1.0, c / norms)
 print(f"c = {c:.3f}: {np.sum(scale < 1)} of {B} samples clipped; the strongest is scaled by {scale.min():.3f}")
+
+# The clipped average: scale sample i's gradient (every parameter) by scale_i, then average.
+contributions = [scale.reshape(B, *[1] * (g.ndim - 1)) * g / B for g in stacked]  # sample i's share
+clipped_average = [share.sum(axis=0) for share in contributions]
+plain_average = [g.mean(axis=0) for g in stacked]
+contribution_norms = np.sqrt(sum(np.sum(share.reshape(B, -1) ** 2, axis=1) for share in contributions))
+
+
+def norm(gradient: list[np.ndarray]) -> float:
+    return float(np.sqrt(sum(np.sum(g ** 2) for g in gradient)))
+
+
 print(f"largest single contribution to the average: before {norms.max() / B:.4f}, "
-      f"after {(norms * scale).max() / B:.4f}")
+      f"after {contribution_norms.max():.4f} (at most c/B = {c / B:.4f})")
+print(f"norm of the average: plain {norm(plain_average):.4f}, clipped {norm(clipped_average):.4f} (at most c)")
 
 # %% [markdown]
 # ## 3. Gradient accumulation, and the short-last-chunk bug
@@ -341,15 +357,22 @@ assert refused
 # Misclassified samples pull harder; batch-gradient noise follows (S²/M)(N−M)/(N−1).
 assert norms[wrong].mean() > 2 * norms[~wrong].mean()
 assert all(abs(s - p) < 0.1 * p for s, p in zip(measured, predicted))
-assert (norms * scale).max() <= c * (1 + 1e-12)
+# Clipping: no sample contributes more than c/B, so the clipped average has norm at most c;
+# and since some norms exceed c, it is not the plain mean.
+assert contribution_norms.max() <= c / B * (1 + 1e-12)
+assert norm(clipped_average) <= c * (1 + 1e-12)
+assert np.any(norms > c) and max_difference(clipped_average, plain_average) > 1e-3
 # Accumulation: weighting chunks by |c|/B is exact; the mean of chunk means is not, when a chunk is short.
 assert max_difference(accumulated, batched) < 1e-12
 assert max_difference(naive, batched) > 1e-3 and max_difference(naive, naive_by_formula) < 1e-12
 assert naive_equal_chunks < 1e-12
 # Data parallelism is the same arithmetic.
 assert max_difference(weighted, batched) < 1e-12 and max_difference(plain_mean, batched) > 1e-3
-# Memory: batched grows with B; per-sample and accumulated stay flat; per-sample gradients grow fastest.
+# Memory: batched grows with B; per-sample and accumulated stay flat; per-sample gradients are
+# the largest and grow fastest (the largest ratio from B = 8 to B = 512, 64 times the samples).
 assert memory["batched mean"][-1] > 10 * memory["batched mean"][0]
 assert memory["per-sample average"][-1] < 1.5 * memory["per-sample average"][0]
 assert memory["accumulated (m = 32)"][-1] < 1.5 * memory["accumulated (m = 32)"][1]
 assert memory["per-sample gradients"][-1] > memory["batched mean"][-1]
+growth = {name: values[-1] / values[0] for name, values in memory.items()}
+assert all(growth["per-sample gradients"] > 2 * g for name, g in growth.items() if name != "per-sample gradients")
