@@ -281,7 +281,11 @@ assert np.max(np.abs(online - batch_sum)) > 1e-3
 assert all(bias[M] < 1e-12 for M in range(1, N + 1))
 # The noise follows (S²/M)(N−M)/(N−1) and vanishes at M = N.
 assert all(abs(variance[M] - predicted[M]) <= 1e-9 * spread for M in range(1, N + 1))
-assert variance[1] > variance[2] > variance[N // 2] > variance[N - 1] > 0 and variance[N] < 1e-25
+assert variance[1] > variance[2] > variance[N // 2] > variance[N - 1] > 0
+assert predicted[N] == 0.0  # the factor (N − M)/(N − 1) is exactly zero at M = N
+# Sanity check of the enumeration, not evidence for the formula: at M = N the one batch is the
+# whole data set, so its gradient is the full gradient computed a second time, the same way.
+assert variance[N] < 1e-25
 # Sum versus mean: a factor B, and the learning rate pays for it.
 assert all(np.allclose(ratio, B) for B, ratio in sum_over_mean.items())
 assert runs["mean, lr 0.1, B=128"][-1] < 0.05 and runs["mean, lr 0.1, B=8"][-1] < 0.05
