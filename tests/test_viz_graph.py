@@ -6,6 +6,8 @@ import sys
 
 import numpy as np
 import pytest
+from hypothesis import given
+from hypothesis import strategies as st
 
 from tinygrad_mb import Tensor, nn
 from viz import draw_graph, walk
@@ -30,6 +32,84 @@ def test_walk_lists_inputs_before_the_operations_that_use_them():
     position = {n.id: i for i, n in enumerate(g.nodes)}
     assert all(position[tail] < position[head] for tail, head in g.edges)
     assert g.nodes[-1].id == g.root and g.nodes[-1].tensor is loss
+
+
+def assert_inputs_come_first(g) -> None:
+    """Every edge goes from an earlier node to a later one, and the root is last."""
+    position = {n.id: i for i, n in enumerate(g.nodes)}
+    assert all(position[tail] < position[head] for tail, head in g.edges), g.edges
+    assert g.nodes[-1].id == g.root
+
+
+def test_an_input_also_reached_through_a_sibling_still_comes_first():
+    # b is an input of r directly, and also through a = exp(b): it must still come before a.
+    x = Tensor(2.0, requires_grad=True, name="x")
+    b = x * 3
+    b.name = "b"
+    a = b.exp()
+    a.name = "a"
+    g = walk(a * b)
+    assert_inputs_come_first(g)
+    assert [n.name for n in g.nodes] == ["x", None, "b", "a", None]  # x, the constant 3, b, a, r
+
+
+# A random computation: each step applies an operation to one or two earlier tensors, picked
+# by index, so tensors are shared between operations (and an operation may use one twice).
+OPS = {"add": lambda a, b: a + b, "mul": lambda a, b: a * b, "sub": lambda a, b: a - b,
+       "neg": lambda a, b: -a, "tanh": lambda a, b: a.tanh()}
+
+STEPS = st.lists(
+    st.tuples(st.sampled_from(sorted(OPS)), st.integers(0, 10**6), st.integers(0, 10**6)),
+    min_size=1, max_size=25,
+)
+
+
+def random_dag(steps) -> Tensor:
+    tensors = [Tensor(0.5, requires_grad=True, name="p"), Tensor(-1.5, name="q")]
+    for op, i, j in steps:
+        tensors.append(OPS[op](tensors[i % len(tensors)], tensors[j % len(tensors)]))
+    return tensors[-1]
+
+
+def ancestors(t: Tensor) -> set[Tensor]:
+    found: set[Tensor] = set()
+    stack = list(t.parents)
+    while stack:
+        p = stack.pop()
+        if p not in found:
+            found.add(p)
+            stack.extend(p.parents)
+    return found
+
+
+def recursive_order(root: Tensor) -> list[Tensor]:
+    """The intended order, written the short recursive way (fine for small graphs):
+    visit the inputs first to last, emit a tensor after all of its inputs."""
+    order: list[Tensor] = []
+    visited: set[Tensor] = set()
+
+    def visit(t: Tensor) -> None:
+        if t in visited:
+            return
+        visited.add(t)
+        for parent in t.parents:
+            visit(parent)
+        order.append(t)
+
+    visit(root)
+    return order
+
+
+@given(STEPS)
+def test_walk_order_is_topological_on_random_graphs_with_shared_tensors(steps):
+    root = random_dag(steps)
+    g = walk(root)
+    assert_inputs_come_first(g)
+    shown = [n.tensor for n in g.nodes]
+    assert len(set(shown)) == len(shown)  # each tensor once
+    assert set(shown) == ancestors(root) | {root}  # and every one that root was computed from
+    # Exactly the depth-first order that visits an operation's first input before its second.
+    assert shown == recursive_order(root)
 
 
 def test_node_ids_count_up_in_walk_order():

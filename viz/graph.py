@@ -139,20 +139,27 @@ def walk_order(root: Tensor) -> list[Tensor]:
     A depth-first search with an explicit stack. A tensor is emitted once all of its
     inputs have been, and the first input of an operation is visited before the second,
     so ``a * b`` lists a, then b, then the product.
+
+    A tensor counts as visited when it is popped and expanded, not when it is pushed. The
+    difference shows when a tensor is reached twice: in ``a * b`` with ``a = exp(b)``, b
+    is pushed as an input of the product, but it must be emitted as an input of a, which
+    is visited first. Marking b when pushed would skip it there and emit it after a.
     """
     order: list[Tensor] = []
-    seen: set[Tensor] = {root}  # Tensor has no __eq__, so sets compare identity
+    visited: set[Tensor] = set()  # Tensor has no __eq__, so sets compare identity
     stack: list[tuple[Tensor, bool]] = [(root, False)]
     while stack:
         t, inputs_done = stack.pop()
         if inputs_done:
             order.append(t)
             continue
+        if t in visited:  # pushed a second time before its first visit: already handled
+            continue
+        visited.add(t)
         stack.append((t, True))
         # Pushed in reverse so that the first input is popped (visited) first.
         for parent in reversed(t.parents):
-            if parent not in seen:
-                seen.add(parent)
+            if parent not in visited:
                 stack.append((parent, False))
     return order
 
