@@ -377,16 +377,17 @@ def test_an_optimizer_over_another_models_parameters_is_refused() -> None:
 
 
 @pytest.mark.parametrize("change, message", [
-    (lambda X, y: {"X": X, "y": y[:-1]}, r"X and y must hold the same, non-zero number of samples; got shapes "
-                                         r"\(23, 2\) and \(22,\)"),
-    (lambda X, y: {"X": X[:0], "y": y[:0]}, r"same, non-zero number of samples"),
+    (lambda X, y: {"X": X, "y": y[:-1]}, r"Trainer.fit: X holds 23 samples \(shape \(23, 2\)\) but y holds 22 "
+                                         r"\(shape \(22,\)\); pass one target per sample"),
+    (lambda X, y: {"X": X[:0], "y": y[:0]}, r"Trainer.fit: the batch is empty"),
     (lambda X, y: {"batch_size": 0}, r"batch_size must be a whole number >= 1, got 0"),
     (lambda X, y: {"batch_size": 2.5}, r"batch_size must be a whole number >= 1, got 2.5"),
     (lambda X, y: {"batch_size": True}, r"batch_size must be a whole number >= 1, got True"),
     (lambda X, y: {"epochs": -1}, r"epochs must be >= 0, got -1"),
-    (lambda X, y: {"validation": (X, y[:-1])}, r"validation X and y hold different numbers of samples"),
+    (lambda X, y: {"validation": (X, y[:-1])}, r"Trainer.fit \(validation\): X holds 23 samples .* but y holds 22"),
+    (lambda X, y: {"validation": (X[:, :1], y)}, r"validation samples have shape \(1,\) but training samples \(2,\)"),
 ], ids=["lengths differ", "empty", "batch_size 0", "batch_size 2.5", "batch_size True", "epochs -1",
-        "validation lengths differ"])
+        "validation lengths differ", "validation features differ"])
 def test_bad_fit_arguments_are_refused_before_any_step(change: Callable[..., dict[str, Any]], message: str) -> None:
     X, y = classification()
     trainer = new_trainer()

@@ -57,11 +57,13 @@ def gradcheck(fn: Callable[..., Tensor], inputs: Sequence[Tensor], eps: float = 
             x = inputs[i]
             for idx in np.ndindex(*x.shape):
                 original = x.data[idx]
-                x.data[idx] = original + eps
-                plus = scalar()
-                x.data[idx] = original - eps
-                minus = scalar()
-                x.data[idx] = original
+                try:
+                    x.data[idx] = original + eps
+                    plus = scalar()
+                    x.data[idx] = original - eps
+                    minus = scalar()
+                finally:  # even if fn raises, the input gets its value back
+                    x.data[idx] = original
                 numeric = (plus - minus) / (2 * eps)
                 a = float(analytic[i][idx])
                 if not abs(a - numeric) <= atol + rtol * abs(numeric):

@@ -204,6 +204,7 @@ def _per_sample_layers(model: nn.Module) -> list[nn.Module]:
 def _add_per_sample(per_sample: dict[int, np.ndarray], param: Tensor, grads: np.ndarray) -> None:
     """Store a parameter's per-sample gradients, adding them up if the layer is used twice."""
     key = id(param)
+    grads = grads.astype(param.dtype, copy=False)  # float64 data through a float32 model
     per_sample[key] = per_sample[key] + grads if key in per_sample else grads
 
 
@@ -244,13 +245,15 @@ def per_sample_gradients(model: nn.Module, loss_fn: LossFn, X: Any, y: Any) -> G
         # Only now allocate: each (B, *shape) array is written once, straight from the products.
         per_sample: dict[int, np.ndarray] = {}
         for layer, inp, z in linear_records:
-            assert z.grad is not None  # every layer output lies on the path to the loss
+            if z.grad is None:  # a frozen layer with nothing trainable before it
+                continue
             dz = z.grad * B  # ∂ℓ_i/∂z_i, one row per sample
             # Inputs with extra axes (B, T, features) contribute a sum over T of outer products.
             h2 = inp.data.reshape(B, -1, layer.in_features)
             dz2 = dz.reshape(B, -1, layer.out_features)
-            _add_per_sample(per_sample, layer.weight, np.einsum("bti,bto->bio", h2, dz2))
-            if layer.bias is not None:
+            if layer.weight.requires_grad:
+                _add_per_sample(per_sample, layer.weight, np.einsum("bti,bto->bio", h2, dz2))
+            if layer.bias is not None and layer.bias.requires_grad:
                 _add_per_sample(per_sample, layer.bias, dz2.sum(axis=1))
         stacked = [per_sample[id(p)] if id(p) in per_sample else np.zeros((B, *p.shape), p.dtype) for p in params]
         for p in params:  # backward already left the batched gradient, the rows' mean, in .grad

@@ -16,7 +16,7 @@ from typing import Any
 
 import numpy as np
 
-from .tensor import ArrayLike, Tensor, _as_float_array, shape_str, unbroadcast
+from .tensor import ArrayLike, Tensor, _as_float_array, log_softmax_values, shape_str, unbroadcast
 
 Rng = np.random.Generator | int | None
 
@@ -102,7 +102,7 @@ def _parameters_in(value: Any, name: str) -> Iterator[tuple[str, Tensor]]:
             yield from _parameters_in(item, f"{name}.{key}")
 
 
-def linear(x: Tensor, weight: Tensor, bias: Tensor | None = None) -> Tensor:
+def linear(x: ArrayLike, weight: Tensor, bias: Tensor | None = None) -> Tensor:
     """The affine map ``x @ weight + bias``, recorded as one graph node.
 
     It computes the same as the two nodes ``x @ weight`` and ``+ bias``; as one node it keeps
@@ -113,10 +113,16 @@ def linear(x: Tensor, weight: Tensor, bias: Tensor | None = None) -> Tensor:
     The weight's gradient is a sum over the samples (rows) of per-sample outer products: the
     matrix product does the summing, and a mean loss has already put its 1/B inside g.
     """
+    x = x if isinstance(x, Tensor) else Tensor(x)  # plain data (a numpy batch) is welcome
     if x.shape[-1:] != weight.shape[:1]:
         raise ValueError(
             f"linear: cannot multiply {shape_str(x.shape)} by the weight {shape_str(weight.shape)}; "
             f"the last axis of the input must equal the weight's first axis"
+        )
+    if bias is not None and bias.shape != weight.shape[1:]:
+        raise ValueError(
+            f"linear: the bias has shape {shape_str(bias.shape)} but the weight {shape_str(weight.shape)} "
+            f"makes {weight.shape[1]} outputs; the bias needs shape ({weight.shape[1]},)"
         )
     h, W = x.data, weight.data
     out = h @ W
@@ -166,11 +172,12 @@ class Linear(Module):
         self.bias = (Tensor(gen.uniform(-bound, bound, (out_features,)).astype(dtype),
                             requires_grad=True, name="b") if bias else None)
 
-    def forward(self, x: Tensor) -> Tensor:
-        if x.shape[-1:] != (self.in_features,):
+    def forward(self, x: ArrayLike) -> Tensor:
+        if np.shape(x.data if isinstance(x, Tensor) else x)[-1:] != (self.in_features,):
             raise ValueError(
                 f"Linear: expected inputs with {self.in_features} features in the last axis, got "
-                f"shape {shape_str(x.shape)}; a batch is (batch_size, {self.in_features})."
+                f"shape {shape_str(np.shape(x.data if isinstance(x, Tensor) else x))}; "
+                f"a batch is (batch_size, {self.in_features})."
             )
         return linear(x, self.weight, self.bias)
 
@@ -257,14 +264,13 @@ class MLP(Sequential):
 REDUCTIONS = ("mean", "sum", "none")
 
 
-def _reduce(per_sample: Tensor, reduction: str, op: str) -> Tensor:
+def _reduce(per_sample: Tensor, reduction: str) -> Tensor:
+    """Combine the per-sample losses; the callers have checked ``reduction``."""
     if reduction == "mean":
         return per_sample.mean()
     if reduction == "sum":
         return per_sample.sum()
-    if reduction == "none":
-        return per_sample
-    raise ValueError(f"{op}: unknown reduction {reduction!r}; choose one of {list(REDUCTIONS)}")
+    return per_sample  # "none"
 
 
 def mse_loss(pred: Tensor, target: ArrayLike, reduction: str = "mean") -> Tensor:
@@ -288,7 +294,7 @@ def mse_loss(pred: Tensor, target: ArrayLike, reduction: str = "mean") -> Tensor
         )
     sq = (pred - target) ** 2
     per_sample = sq.mean(axis=tuple(range(1, sq.ndim))) if sq.ndim > 1 else sq
-    return _reduce(per_sample, reduction, "mse_loss")
+    return _reduce(per_sample, reduction)
 
 
 def class_labels(labels: ArrayLike, num_classes: int, batch: int, op: str) -> np.ndarray:
@@ -346,9 +352,7 @@ def cross_entropy(logits: Tensor, labels: ArrayLike, reduction: str = "mean") ->
     # One node for the B per-sample losses (the same values as
     # -logits.log_softmax(axis=1)[np.arange(batch), ids], in one step instead of three);
     # the reduction over samples stays a node of its own, so a graph shows where the mean is.
-    z = logits.data
-    shifted = z - z.max(axis=1, keepdims=True)  # log-sum-exp trick: exp never overflows
-    log_probs = shifted - np.log(np.exp(shifted).sum(axis=1, keepdims=True))
+    log_probs = log_softmax_values(logits.data, axis=1)
     rows = np.arange(batch)
 
     def backward(g: np.ndarray) -> tuple[np.ndarray]:
@@ -358,4 +362,4 @@ def cross_entropy(logits: Tensor, labels: ArrayLike, reduction: str = "mean") ->
         return (d * g[:, None],)
 
     per_sample = Tensor._result(-log_probs[rows, ids], (logits,), "cross_entropy", backward)
-    return _reduce(per_sample, reduction, "cross_entropy")
+    return _reduce(per_sample, reduction)

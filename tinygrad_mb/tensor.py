@@ -59,7 +59,7 @@ def unbroadcast(grad: np.ndarray, shape: tuple[int, ...]) -> np.ndarray:
     """
     if grad.shape == shape:
         return grad
-    if grad.size == math.prod(shape):  # every copy was of size 1 (a batch of one): no sum needed
+    if grad.size == math.prod(shape):  # only axes of size 1 were added: each sum has one term
         return grad.reshape(shape)
     extra = grad.ndim - len(shape)
     if extra > 0:
@@ -290,11 +290,22 @@ class Tensor:
         # first. Reverse topological order guarantees that when a node is reached, every
         # node that uses it has already sent its share: its gradient is complete.
         pending: dict[Tensor, np.ndarray] = {self: seed}
+        kept: set[int] = set()  # ids of the arrays this pass stored as some tensor's .grad
         for node in reversed(topological_order(self)):
             g = pending.pop(node, None)
             if g is None:
                 continue
-            node.grad = _as_array(g if node.grad is None else node.grad + g)
+            if node.grad is not None:
+                node.grad = _as_array(node.grad + g)
+            else:
+                g = _as_array(g)
+                # Ops pass gradients on without copying (add hands the same array to both
+                # operands). A leaf -- a parameter -- gets an array of its own, so that changing
+                # its .grad in place (clipping, say) cannot change another tensor's.
+                if node._backward is None and (id(g) in kept or not g.flags.owndata):
+                    g = g.copy()
+                node.grad = g
+                kept.add(id(g))
             if node._backward is None:  # a leaf: nothing further to send
                 continue
             for parent, pg in zip(node._prev, node._backward(g)):
@@ -381,8 +392,8 @@ class Tensor:
         data = x**p
 
         def backward(g):
-            # d(x^p)/dx = p * x^(p-1)
-            return (g * p * x ** (p - 1),)
+            # d(x^p)/dx = p * x^(p-1); for p = 0 that is 0, but 0 * x^-1 would be nan at x = 0
+            return (g * p * x ** (p - 1) if p != 0 else np.zeros_like(g),)
 
         return Tensor._result(data, (self,), f"pow {p:g}", backward)
 
@@ -582,10 +593,8 @@ class Tensor:
 
     # ---------------------------------------------------------------- softmax family
     def softmax(self, axis: int = -1) -> Tensor:
-        (axis,) = _normalize_axis(axis, self.ndim, "softmax")
-        x = self.data
-        e = np.exp(x - x.max(axis=axis, keepdims=True))  # shift: exp never overflows
-        s = e / e.sum(axis=axis, keepdims=True)
+        axis = _single_axis(axis, self.ndim, "softmax")
+        s = np.exp(log_softmax_values(self.data, axis))
 
         def backward(g):
             # Jacobian-vector product of softmax: s * (g - <g, s>)
@@ -594,16 +603,31 @@ class Tensor:
         return Tensor._result(s, (self,), "softmax", backward)
 
     def log_softmax(self, axis: int = -1) -> Tensor:
-        (axis,) = _normalize_axis(axis, self.ndim, "log_softmax")
-        x = self.data
-        shifted = x - x.max(axis=axis, keepdims=True)  # log-sum-exp trick: largest term is e^0
-        out = shifted - np.log(np.exp(shifted).sum(axis=axis, keepdims=True))
+        axis = _single_axis(axis, self.ndim, "log_softmax")
+        out = log_softmax_values(self.data, axis)
 
         def backward(g):
             # d log_softmax = g - softmax * sum(g)
             return (g - np.exp(out) * g.sum(axis=axis, keepdims=True),)
 
         return Tensor._result(out, (self,), "log_softmax", backward)
+
+
+def log_softmax_values(x: np.ndarray, axis: int) -> np.ndarray:
+    """log softmax of a numpy array along ``axis``, stable for any size of the values.
+
+    log softmax(x)_k = x_k − log Σ_j e^{x_j}. Subtracting the maximum first changes nothing
+    (it cancels) but makes the largest exponential e^0 = 1: nothing overflows, and the sum
+    is at least 1, so its log is finite (the log-sum-exp trick).
+    """
+    shifted = x - x.max(axis=axis, keepdims=True)
+    return shifted - np.log(np.exp(shifted).sum(axis=axis, keepdims=True))
+
+
+def _single_axis(axis: Any, ndim: int, op: str) -> int:
+    if not isinstance(axis, (int, np.integer)) or isinstance(axis, bool):
+        raise TypeError(f"{op}: axis must be a single int (the axis of the classes), got {axis!r}")
+    return _normalize_axis(int(axis), ndim, op)[0]
 
 
 def _as_array(x: Any) -> np.ndarray:
@@ -658,7 +682,3 @@ def topological_order(root: Tensor) -> list[Tensor]:
                 stack.append((parent, False))
     return order
 
-
-def tensor(data: ArrayLike, requires_grad: bool = False, name: str | None = None) -> Tensor:
-    """Same as ``Tensor(...)``; reads naturally in expressions."""
-    return Tensor(data, requires_grad=requires_grad, name=name)

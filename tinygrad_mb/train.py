@@ -21,6 +21,7 @@ from typing import Any
 import numpy as np
 
 from . import minibatch, nn
+from .data import batches as batch_indices
 from .optim import Optimizer
 from .tensor import Tensor, no_grad, shape_str
 
@@ -88,57 +89,63 @@ class Trainer:
         with no_grad():
             pred = self.model(Tensor(X))
             result = {"loss": self.loss_fn(pred, y).item()}
-            if self._is_classification(y):
+            if self.loss_fn is nn.cross_entropy:
                 result["accuracy"] = float(np.mean(pred.data.argmax(axis=1) == np.asarray(y)))
         return result
-
-    def _is_classification(self, y: Any) -> bool:
-        return self.loss_fn is nn.cross_entropy or np.asarray(y).dtype.kind in "iu"
 
     # ------------------------------------------------------------------ the loop
     def fit(self, X: Any, y: Any, batch_size: int = 32, epochs: int = 10, shuffle: bool = True,
             seed: int = 0, validation: tuple[Any, Any] | None = None) -> dict[str, list[float]]:
-        """Train for ``epochs`` passes over (X, y) in batches of ``batch_size`` (the last may be shorter).
+        """Train until ``epochs`` epochs are done, in batches of ``batch_size`` (the last may be shorter).
 
-        Each epoch draws a fresh permutation from ``np.random.default_rng(seed)``, so a run is
-        reproducible, and resuming from a checkpoint continues the same sequence of batches.
+        ``epochs`` counts the total, as when resuming: a fresh trainer trains that many epochs, and
+        one that has trained 4 (in an earlier ``fit`` or a loaded checkpoint) trains the 6 missing
+        for ``epochs=10``. Each epoch's order is a fresh permutation from
+        ``np.random.default_rng(seed)``, drawn for the epochs already done as well, so a resumed
+        run sees exactly the batches of an uninterrupted one.
 
         Returns:
             The history, a dict of per-epoch lists measured after each epoch on the whole
-            training set: "loss" (and "accuracy" for classification), plus "val_loss" and
+            training set: "loss" (and "accuracy" with ``nn.cross_entropy``), plus "val_loss" and
             "val_accuracy" when ``validation=(X_val, y_val)`` is given.
 
         Raises:
             FloatingPointError: when a batch's loss or gradient is NaN or infinite; the
                 parameters are left as they were before that step.
         """
-        X = np.asarray(X.data if isinstance(X, Tensor) else X)
-        y = np.asarray(y.data if isinstance(y, Tensor) else y)
-        if X.ndim == 0 or len(X) != len(y) or len(X) == 0:
-            raise ValueError(
-                f"Trainer.fit: X and y must hold the same, non-zero number of samples; got shapes "
-                f"{shape_str(X.shape)} and {shape_str(y.shape)}"
-            )
+        X, y, _ = minibatch.check_batch(self.model, X, y, "Trainer.fit")
         if isinstance(batch_size, bool) or not isinstance(batch_size, (int, np.integer)) or batch_size < 1:
             raise ValueError(f"Trainer.fit: batch_size must be a whole number >= 1, got {batch_size!r}")
         if epochs < 0:
             raise ValueError(f"Trainer.fit: epochs must be >= 0, got {epochs!r}")
-        if validation is not None and len(validation[0]) != len(validation[1]):
-            raise ValueError("Trainer.fit: validation X and y hold different numbers of samples")
+        if self.epochs_done and epochs <= self.epochs_done:
+            raise ValueError(
+                f"Trainer.fit: this trainer has already trained {self.epochs_done} epochs, and epochs "
+                f"counts the total (as when resuming from a checkpoint); pass "
+                f"epochs={self.epochs_done + 1} or more to train further."
+            )
+        if validation is not None:
+            X_val, y_val, _ = minibatch.check_batch(self.model, *validation, "Trainer.fit (validation)")
+            if X_val.shape[1:] != X.shape[1:]:
+                raise ValueError(
+                    f"Trainer.fit: validation samples have shape {shape_str(X_val.shape[1:])} but "
+                    f"training samples {shape_str(X.shape[1:])}; they must match."
+                )
 
         rng = np.random.default_rng(seed)
         bar = self._progress_bar(epochs)
         try:
             for epoch in range(epochs):
-                order = rng.permutation(len(X)) if shuffle else np.arange(len(X))
+                batches = list(batch_indices(len(X), batch_size, shuffle, rng))
                 if epoch < self.epochs_done:
-                    continue  # resumed from a checkpoint: this epoch's permutation is drawn, not trained
-                for batch, start in enumerate(range(0, len(X), batch_size)):
-                    idx = order[start:start + batch_size]
+                    continue  # already trained: its permutation is drawn, so later epochs match
+                for batch, idx in enumerate(batches):
                     self._step(X[idx], y[idx], epoch, batch)
-                self._record(self.evaluate(X, y), "")
+                metrics = self.evaluate(X, y)
                 if validation is not None:
-                    self._record(self.evaluate(*validation), "val_")
+                    metrics.update({"val_" + k: v for k, v in self.evaluate(X_val, y_val).items()})
+                for key, value in metrics.items():
+                    self.history.setdefault(key, []).append(value)
                 self.epochs_done = epoch + 1
                 if self.checkpoint is not None:
                     self.save(self.checkpoint)
@@ -161,10 +168,6 @@ class Trainer:
             )
         self.optimizer.step()
 
-    def _record(self, metrics: dict[str, float], prefix: str) -> None:
-        for key, value in metrics.items():
-            self.history.setdefault(prefix + key, []).append(value)
-
     def _progress_bar(self, epochs: int) -> Any:
         if not self.progress:
             return None
@@ -183,7 +186,7 @@ class Trainer:
             "optimizer": {k: v for k, v in vars(self.optimizer).items() if k != "params"},
             "epochs_done": self.epochs_done,
             "history": self.history,
-            "strategy": self.strategy,
+            "optimizer_type": type(self.optimizer).__name__,
         }
         directory = os.path.dirname(os.path.abspath(path))
         fd, tmp = tempfile.mkstemp(dir=directory, prefix=".checkpoint-", suffix=".tmp")
@@ -198,11 +201,17 @@ class Trainer:
     def load(self, path: str | os.PathLike[str]) -> None:
         """Restore a checkpoint written by ``save`` (only load files you trust: it is a pickle).
 
-        The model's names and shapes are checked before anything changes; a following
-        ``fit`` with the same arguments continues where the saved run stopped.
+        The optimizer's kind and the model's names and shapes are checked before anything
+        changes; a following ``fit`` with the same arguments continues where the saved run stopped.
         """
         with open(path, "rb") as f:
             state = pickle.load(f)
+        ours, saved = type(self.optimizer).__name__, state.get("optimizer_type")
+        if saved != ours or set(state["optimizer"]) != set(vars(self.optimizer)) - {"params"}:
+            raise ValueError(
+                f"Trainer.load: {os.fspath(path)!r} holds the state of a {saved} optimizer but this "
+                f"trainer uses {ours}; build the trainer with the optimizer of the saved run."
+            )
         self.model.load_state_dict(state["model"])  # validates everything before changing anything
         for key, value in state["optimizer"].items():
             setattr(self.optimizer, key, value)
