@@ -10,6 +10,12 @@ and records the graph:
         mask = self.data > 0
         return Tensor._result(np.maximum(self.data, 0), (self,), "relu", lambda g: (g * mask,))
 
+``Tensor._result`` (and ``Tensor._binary``, which prepares the second operand of a
+two-input operation: numbers become Tensors, shapes are checked for broadcasting) are the
+engine's internal extension points: every built-in operation in ``tinygrad_mb/tensor.py`` is
+written with them. Their leading underscore says they are not for everyday use, not that they
+are off limits here: extending the engine is exactly what they are for.
+
 Write each function below the same way: ONE call to ``Tensor._result`` with the operation's
 name, not a combination of existing operations. (Composing ``relu`` and friends would give
 the right numbers, but you would not have written a backward, which is the point.)

@@ -10,6 +10,9 @@ of the sum of squares of every entry of every parameter's gradient). Clipping th
 gradient instead would not bound any one sample's influence, and gives a different result:
 the clipping has to happen before the average, so it needs the per-sample gradients.
 
+A sample that its model already fits exactly has a zero gradient, of norm 0: it must stay
+zero (and still count as one of the B samples), without a division by zero on the way.
+
 Write ``clipped_per_sample_average`` with the same contract as the strategies in
 ``tinygrad_mb.minibatch`` (read that module first). Check it from the repository root:
 
@@ -50,6 +53,7 @@ def clipped_per_sample_average(model: nn.Module, loss_fn: LossFn, X: Any, y: Any
         "clipped_per_sample_average: your exercise. Get the stacked per-sample gradients with "
         "minibatch.per_sample_gradients (one array of shape (B, *param.shape) per parameter); "
         "sample i's norm is the square root of the sum of squares over all parameters of "
-        "entry i; scale each sample by min(1, max_norm / norm), average over the batch axis, "
-        "and store the results in each parameter's .grad before returning them."
+        "entry i; scale each sample by min(1, max_norm / norm) (a norm of 0 must not be divided "
+        "by), average over the batch axis, and store the results in each parameter's .grad "
+        "before returning them."
     )
