@@ -86,6 +86,18 @@ def test_leaky_relu_keeps_float32(my_ops: ModuleType) -> None:
     assert out.dtype == np.float32
 
 
+@pytest.mark.ex_leaky_relu
+def test_leaky_relu_keeps_float32_in_value_and_gradient(my_ops: ModuleType) -> None:
+    x = Tensor(np.array([[-1.5, 2.0], [0.25, -4.0]], dtype=np.float32), requires_grad=True)
+    out = my_ops.leaky_relu(x, slope=0.25)
+    assert out.data.dtype == np.float32, f"the value is {out.data.dtype}; float32 in must stay float32"
+    np.testing.assert_array_equal(out.data, np.array([[-0.375, 2.0], [0.25, -1.0]], dtype=np.float32))
+    upstream = np.array([[1.0, -2.0], [3.0, 0.5]], dtype=np.float32)
+    out.backward(upstream)
+    assert x.grad is not None and x.grad.dtype == np.float32, "the gradient of a float32 input is float32"
+    np.testing.assert_array_equal(x.grad, upstream * np.array([[0.25, 1.0], [1.0, 0.25]], dtype=np.float32))
+
+
 # ------------------------------------------------------------------ exercise 2: logsumexp
 @pytest.mark.ex_logsumexp
 @pytest.mark.parametrize("axis", [0, 1, -1])
@@ -170,6 +182,35 @@ def test_maximum_reduces_broadcast_gradients_to_each_shape(my_ops: ModuleType) -
     my_ops.maximum(a, b).sum().backward()
     assert a.grad.shape == (3, 1) and b.grad.shape == (4,)
     assert a.grad.sum() + b.grad.sum() == pytest.approx(12.0)  # every output element sends 1 somewhere
+
+
+@st.composite
+def untied_broadcastable_pair(draw: st.DrawFn) -> tuple[np.ndarray, np.ndarray]:
+    """Two arrays of broadcastable shapes (a missing leading axis, axes of size 1) and no ties.
+
+    a holds whole numbers + 0.25 and b whole numbers - 0.25, so every pair a_i - b_j is a whole
+    number + 0.5: at least 0.5 from a tie, where maximum has a kink that finite differences
+    would straddle.
+    """
+    shape_a, shape_b = draw(hnp.mutually_broadcastable_shapes(num_shapes=2, min_dims=0, max_dims=3,
+                                                              max_side=4)).input_shapes
+    whole = st.integers(-4, 4)
+    a = draw(hnp.arrays(np.int64, shape_a, elements=whole)) + 0.25
+    b = draw(hnp.arrays(np.int64, shape_b, elements=whole)) - 0.25
+    return a, b
+
+
+@pytest.mark.ex_maximum
+@settings(max_examples=25, deadline=None)
+@given(pair=untied_broadcastable_pair())
+def test_maximum_passes_gradcheck_on_broadcastable_shapes(my_ops: ModuleType,
+                                                          pair: tuple[np.ndarray, np.ndarray]) -> None:
+    a = Tensor(pair[0], requires_grad=True)
+    b = Tensor(pair[1], requires_grad=True)
+    out = my_ops.maximum(a, b)
+    assert out.shape == np.broadcast_shapes(a.shape, b.shape)
+    np.testing.assert_array_equal(out.data, np.maximum(pair[0], pair[1]))
+    assert gradcheck(my_ops.maximum, [a, b])
 
 
 @pytest.mark.ex_maximum

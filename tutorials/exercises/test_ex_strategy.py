@@ -7,7 +7,7 @@ from types import ModuleType
 import numpy as np
 import pytest
 
-from tinygrad_mb import minibatch, nn
+from tinygrad_mb import Tensor, minibatch, nn
 
 pytestmark = pytest.mark.ex_clipped_average
 
@@ -58,6 +58,25 @@ def test_clipped_average_clips_each_sample_before_averaging(my_strategy: ModuleT
     got = my_strategy.clipped_per_sample_average(model, loss_fn, X, y, max_norm=c)
     for k, g in enumerate(got):
         expected = np.mean([s[k] * min(1.0, c / n) for s, n in zip(singles, norms)], axis=0)
+        np.testing.assert_allclose(g, expected, rtol=1e-9, atol=1e-12)
+
+
+def test_clipped_average_keeps_a_zero_gradient_without_dividing_by_zero(my_strategy: ModuleType) -> None:
+    """A sample the model fits exactly has gradient 0 and norm 0: it contributes 0 and still counts in B."""
+    model, X, y = batch(size=5, seed=5)
+    fitted = 2
+    y[fitted] = model(Tensor(X)).data[fitted]  # that sample's error, and so its gradient, is exactly 0
+    per_sample = minibatch.per_sample_gradients(model, nn.mse_loss, X, y)
+    assert all(np.all(g[fitted] == 0.0) for g in per_sample), "set-up: the fitted sample's gradient is 0"
+    singles = one_sample_gradients(model, nn.mse_loss, X, y)
+    norms = np.array([norm(g) for g in singles])
+    c = float(np.median(norms[norms > 0]))  # clips some of the other samples
+    with np.errstate(divide="raise", invalid="raise"):  # a division by zero is an error here
+        got = my_strategy.clipped_per_sample_average(model, nn.mse_loss, X, y, max_norm=c)
+    assert all(np.all(np.isfinite(g)) for g in got), "a zero gradient must not turn into nan or inf"
+    for k, g in enumerate(got):
+        # Σ over the other samples of their clipped gradients, divided by all B = 5 samples.
+        expected = sum(s[k] * min(1.0, c / n) for i, (s, n) in enumerate(zip(singles, norms)) if i != fitted) / 5
         np.testing.assert_allclose(g, expected, rtol=1e-9, atol=1e-12)
 
 
