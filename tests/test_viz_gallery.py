@@ -8,13 +8,13 @@ from pathlib import Path
 
 import pytest
 
+from tinygrad_mb.minibatch import ERROR_FIRST_VARIANTS
 from viz import INSTALL_HINT, available_renderer
 from viz.__main__ import main
-from viz.strategies import VARIANTS
 
 ROOT = Path(__file__).resolve().parent.parent
 PICTURES = ["graph_before_backward", "graph_after_backward", "strategies",
-            *(f"error_first_{v}" for v in VARIANTS)]
+            *(f"error_first_{v}" for v in ERROR_FIRST_VARIANTS)]
 
 
 def test_gallery_draws_every_picture_and_says_where(tmp_path, capsys):

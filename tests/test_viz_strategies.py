@@ -9,7 +9,9 @@ import pytest
 
 from tinygrad_mb import minibatch, nn
 from viz import draw_error_first, draw_strategies
-from viz.strategies import VARIANTS, shown_samples
+from viz.strategies import WHICH_ACTIVATIONS, shown_samples
+
+VARIANTS = minibatch.ERROR_FIRST_VARIANTS
 
 
 def regression(B: int = 4, seed: int = 0):
@@ -125,5 +127,11 @@ def test_drawing_leaves_parameter_values_and_gradients_unchanged():
 
 def test_mismatched_batch_is_refused():
     model, X, y = regression(B=4)
-    with pytest.raises(ValueError, match="same number of samples"):
+    with pytest.raises(ValueError, match="pass one target per sample"):
         draw_strategies(model, nn.mse_loss, X, y[:3])
+    with pytest.raises(ValueError, match="pass one target per sample"):
+        draw_error_first(model, nn.mse_loss, X, y[:3])
+
+
+def test_every_error_first_variant_of_the_engine_has_an_explanation():
+    assert set(WHICH_ACTIVATIONS) == set(VARIANTS)

@@ -14,11 +14,12 @@ from pathlib import Path
 import numpy as np
 
 from tinygrad_mb import Tensor, nn
+from tinygrad_mb.minibatch import ERROR_FIRST_VARIANTS
 
 from .draw import draw_graph
 from .render import CHOICES, INSTALL_HINT, Picture, available_renderer
 from .stepper import draw_backward_steps
-from .strategies import VARIANTS, draw_error_first, draw_strategies
+from .strategies import draw_error_first, draw_strategies
 
 
 def example() -> tuple[nn.MLP, np.ndarray, np.ndarray]:
@@ -53,7 +54,7 @@ def gallery(out: Path, renderer: str | None = None) -> list[tuple[Path, str]]:
     model.zero_grad()
     save(draw_strategies(model, nn.mse_loss, X, y, renderer=renderer),
          "strategies", "per-sample graphs (sum and 1/B after backward) beside the batched graph (mean node)")
-    for variant in VARIANTS:
+    for variant in ERROR_FIRST_VARIANTS:
         save(draw_error_first(model, nn.mse_loss, X, y, variant, renderer=renderer),
              f"error_first_{variant}", f"averaging the error first ({variant}): which activations?")
     if can_render:

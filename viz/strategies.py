@@ -13,26 +13,25 @@ then there is a single backward pass, which needs activations from *some* forwar
 The picture marks the question that has no right answer: which activations?
 
 Both pictures are computed, not sketched: the numbers in them (gradients, their difference)
-come from running the very graphs they show. The parameters' ``.grad`` is put back afterwards.
+come from running the very graphs they show, and the error-first variant's backward pass is
+``tinygrad_mb.minibatch``'s own, so a picture can never disagree with the strategy it
+illustrates. The parameters' ``.grad`` is put back afterwards.
 """
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 from contextlib import contextmanager
 from typing import Any
 
 import numpy as np
 
-from tinygrad_mb import Tensor, nn
-from tinygrad_mb.tensor import shape_str
+from tinygrad_mb import Tensor, minibatch, nn
+from tinygrad_mb.minibatch import LossFn
 
 from .dot import cluster, digraph, edge_statement, graph_statements, html_lines, node_statement
 from .graph import format_number, summarize, walk
 from .render import Picture
-
-LossFn = Callable[[Tensor, Any], Tensor]
-VARIANTS = ("mean_input", "last_sample", "loss_as_gradient", "mean_residual")
 
 AVERAGING = {"fillcolor": "#ffe6cc", "color": "#d79b00"}  # where the sum / 1/B / mean happens
 RESULT_OK = {"fillcolor": "#d5e8d4", "color": "#82b366"}
@@ -41,17 +40,6 @@ QUESTION = {"fillcolor": "#fff2cc", "color": "#b85450", "penwidth": "2"}  # the 
 
 
 # ------------------------------------------------------------------------------ helpers
-def _batch(model: nn.Module, X: Any, y: Any, where: str) -> tuple[np.ndarray, np.ndarray, list[Tensor]]:
-    X = np.asarray(X.data if isinstance(X, Tensor) else X)
-    y = np.asarray(y.data if isinstance(y, Tensor) else y)
-    if X.ndim == 0 or y.ndim == 0 or len(X) != len(y) or len(X) == 0:
-        raise ValueError(
-            f"{where}: X and y must hold the same number of samples (one per row, at least one); "
-            f"got shapes {shape_str(X.shape)} and {shape_str(y.shape)}"
-        )
-    return X, y, model.parameters()
-
-
 def shown_samples(batch_size: int, max_samples: int) -> list[int]:
     """Which samples get drawn: all of them, or the first few and the last one."""
     if max_samples < 2:
@@ -122,7 +110,7 @@ def draw_strategies(
         A ``Picture`` whose ``facts`` hold both gradients ("per_sample_average",
         "batched_mean", lists aligned with ``model.parameters()``) and "max_abs_difference".
     """
-    X, y, params = _batch(model, X, y, "draw_strategies")
+    X, y, params = minibatch.check_batch(model, X, y, "draw_strategies")
     B = len(X)
     shown = shown_samples(B, max_samples)
     lines: list[str] = []
@@ -182,28 +170,14 @@ def draw_strategies(
 
 
 # ------------------------------------------------------------------------------ error first
-def _error_first_backward(
-    model: nn.Module, loss_fn: LossFn, X: np.ndarray, y: np.ndarray, variant: str,
-    mean_error: np.ndarray, mean_loss: float,
-) -> tuple[Tensor, str]:
-    """Run the variant's one backward pass; return the root of its graph and what it uses."""
-    B = len(X)
-    if variant == "mean_residual":
-        out = model(Tensor(X, name="X"))
-        y_mean = Tensor(np.asarray(y, dtype=out.dtype).mean(axis=0, keepdims=True), name="mean y")
-        root = nn.mse_loss(out.mean(axis=0, keepdims=True), y_mean)
-        root.backward()
-        return root, "every sample's own activations, but each\nreceives the averaged residual ē, not its own"
-    if variant == "last_sample":
-        root = model(Tensor(X[-1:], name=f"x[{B - 1}] (last sample)"))
-        root.backward(mean_error)
-        return root, "the last sample's activations\n(the ones still in memory)"
-    root = model(Tensor(X.mean(axis=0, keepdims=True), name="mean x"))
-    if variant == "mean_input":
-        root.backward(mean_error)
-    else:  # loss_as_gradient: the loss value itself sent back as if it were the output error
-        root.backward(np.full(root.shape, mean_loss, dtype=root.dtype))
-    return root, "the activations of the mean input x̄:\nf′(mean x) is used instead of mean f′(x)"
+# What each variant's single backward pass runs through (its answer to "which activations?").
+# The variants themselves, and the backward pass each runs, are minibatch's.
+WHICH_ACTIVATIONS = {
+    "mean_input": "the activations of the mean input x̄:\nf′(mean x) is used instead of mean f′(x)",
+    "last_sample": "the last sample's activations\n(the ones still in memory)",
+    "loss_as_gradient": "the activations of the mean input x̄:\nf′(mean x) is used instead of mean f′(x)",
+    "mean_residual": "every sample's own activations, but each\nreceives the averaged residual ē, not its own",
+}
 
 
 def draw_error_first(
@@ -230,12 +204,8 @@ def draw_error_first(
         A ``Picture`` whose ``facts`` hold "error_first" and "batched_mean" (gradients aligned
         with ``model.parameters()``), "max_abs_difference" and "mean_error" (ḡ).
     """
-    if variant not in VARIANTS:
-        raise ValueError(f"draw_error_first: unknown variant {variant!r}; choose one of {list(VARIANTS)}")
-    if variant == "mean_residual" and loss_fn is not nn.mse_loss:
-        raise ValueError("draw_error_first: variant 'mean_residual' averages residuals ŷ − y, which only "
-                         f"squared error has; it needs loss_fn=nn.mse_loss, got {loss_fn!r}.")
-    X, y, params = _batch(model, X, y, "draw_error_first")
+    X, y, params = minibatch.check_batch(model, X, y, "draw_error_first")
+    minibatch.check_variant(variant, loss_fn, "draw_error_first")
     B = len(X)
     shown = shown_samples(B, max_samples)
     lines: list[str] = []
@@ -243,30 +213,29 @@ def draw_error_first(
     with _grads_put_back(params):
         for p in params:
             p.grad = None
-        errors, losses = [], []
-        for i in range(B):
+        for i in shown:
             pred_i, loss_i = _sample(model, loss_fn, X, y, i)
-            loss_i.backward()  # ŷ_i.grad is now g_i, this sample's output error
-            assert pred_i.grad is not None  # backward always reaches the prediction
-            errors.append(pred_i.grad.copy())
-            losses.append(loss_i.item())
-            if i in shown:
-                g = walk(pred_i)
-                label = f"sample {i}: its forward pass and its own activations;\nits error g_{i} = ∂ℓ_{i}/∂ŷ_{i}"
-                lines += cluster(f"sample{i}", label, graph_statements(g, prefix=f"s{i}_"))
-                outputs.append((i, f"s{i}_{g.root}"))
+            loss_i.backward()  # walked after backward, so ŷ_i's box shows g_i, this sample's error
+            out_graph = walk(pred_i)
+            label = f"sample {i}: its forward pass and its own activations;\nits error g_{i} = ∂ℓ_{i}/∂ŷ_{i}"
+            lines += cluster(f"sample{i}", label, graph_statements(out_graph, prefix=f"s{i}_"))
+            outputs.append((i, f"s{i}_{out_graph.root}"))
             _take_grads(params)
-        mean_error = np.mean(errors, axis=0)
-        mean_loss = float(np.mean(losses))
 
-        batch_loss = loss_fn(model(Tensor(X)), y)  # the true mini-batch gradient, for comparison
-        batch_loss.backward()
-        true_grads = _take_grads(params)
+        # The true mini-batch gradient, to compare with; and ḡ, what mean_input and
+        # last_sample send back (computed without touching .grad).
+        true = minibatch.batched_mean(model, loss_fn, X, y)
+        true_grads, mean_loss = list(true), true.loss
+        mean_error = minibatch.mean_output_error(model, loss_fn, X, y)
+        _take_grads(params)
 
-        root, which = _error_first_backward(model, loss_fn, X, y, variant, mean_error, mean_loss)
-        gv = walk(root)
+        # The variant's one backward pass, exactly as minibatch.error_first runs it.
+        root = minibatch.error_first_backward(model, loss_fn, X, y, variant)
+        variant_graph = walk(root)
+        variant_root = f"v_{variant_graph.root}"
+        which = WHICH_ACTIVATIONS[variant]
         label = f"variant {variant}: ONE backward pass, through {which.splitlines()[0]}"
-        lines += cluster("variant", label, graph_statements(gv, prefix="v_"), {"color": "#b85450"})
+        lines += cluster("variant", label, graph_statements(variant_graph, prefix="v_"), {"color": "#b85450"})
         wrong_grads = _take_grads(params)
 
     averaged_first = f"ḡ = mean_i g_i = {summarize(mean_error)}\nthe output error averaged\nBEFORE backpropagation"
@@ -295,8 +264,8 @@ def draw_error_first(
         # The ambiguity: every forward pass left activations; dashed "?" edges point back at them.
         *(edge_statement("which", out_id, {"style": "dashed", "color": "#b85450", "label": "?",
                                            "constraint": "false"}) for _, out_id in outputs),
-        edge_statement("which", f"v_{gv.root}", {"color": "#b85450", "penwidth": "2", "label": "backward once"}),
-        edge_statement(f"v_{gv.root}", "result"),
+        edge_statement("which", variant_root, {"color": "#b85450", "penwidth": "2", "label": "backward once"}),
+        edge_statement(variant_root, "result"),
     ]
     title = f"Averaging the error first ({variant}): one backward pass, but through which activations?"
     facts = {"variant": variant, "batch_size": B, "shown_samples": shown, "mean_error": mean_error,
