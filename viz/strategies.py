@@ -124,19 +124,19 @@ def draw_strategies(
             _, loss_i = _sample(model, loss_fn, X, y, i)
             loss_i.backward()
             if i in shown:  # walked after backward, so the boxes show this sample's gradients
-                g = walk(loss_i)
+                sample_graph = walk(loss_i)
                 label = f"sample {i}: its own graph and loss ℓ_{i}, backpropagated alone"
-                lines += cluster(f"sample{i}", label, graph_statements(g, prefix=f"s{i}_"))
-                sample_losses.append(f"s{i}_{g.root}")
-            total = [t + g for t, g in zip(total, _take_grads(params))]
+                lines += cluster(f"sample{i}", label, graph_statements(sample_graph, prefix=f"s{i}_"))
+                sample_losses.append(f"s{i}_{sample_graph.root}")
+            total = [running + grad for running, grad in zip(total, _take_grads(params))]
         per_sample = [t / B for t in total]
 
         # Batched: one forward pass of the whole batch, the mean inside the graph, one backward.
         batch_loss = loss_fn(model(Tensor(X, name="X")), Tensor(y, name="y"))
         batch_loss.backward()
-        gb = walk(batch_loss)
+        batch_graph = walk(batch_loss)
         label = f"the whole batch (B = {B}): one graph, one backward pass"
-        lines += cluster("batched", label, graph_statements(gb, prefix="b_"))
+        lines += cluster("batched", label, graph_statements(batch_graph, prefix="b_"))
         batched = _take_grads(params)
 
     same = _agree(per_sample, batched)
@@ -159,8 +159,8 @@ def draw_strategies(
         edge_statement("sum_grads", "one_over_B"),
         edge_statement("one_over_B", "per_sample_result"),
         edge_statement("per_sample_result", "same"),
-        edge_statement("batched_note", f"b_{gb.root}", {"style": "dashed", "arrowhead": "none"}),
-        edge_statement(f"b_{gb.root}", "batched_result", {"label": "backward"}),
+        edge_statement("batched_note", f"b_{batch_graph.root}", {"style": "dashed", "arrowhead": "none"}),
+        edge_statement(f"b_{batch_graph.root}", "batched_result", {"label": "backward"}),
         edge_statement("batched_result", "same"),
     ]
     title = "Where does the averaging happen? Per-sample graphs summed after backward, or a mean inside one graph"
