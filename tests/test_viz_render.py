@@ -7,8 +7,9 @@ import xml.etree.ElementTree as ET
 
 import pytest
 
-from tinygrad_mb import Tensor
-from viz import INSTALL_HINT, Picture, RenderError, available_renderer, draw_graph, walk
+from tinygrad_mb import Tensor, nn
+from viz import INSTALL_HINT, Picture, RenderError, available_renderer, draw_graph, draw_strategies, walk
+from viz.__main__ import example
 from viz.render import RENDERER_ENV, render
 
 SVG = "{http://www.w3.org/2000/svg}"
@@ -122,6 +123,29 @@ def test_asking_for_a_missing_dot_program_says_so(monkeypatch, tmp_path):
     monkeypatch.setenv("PATH", str(tmp_path))
     with pytest.raises(RenderError, match="`dot` program is not on PATH"):
         draw_graph(small_loss(), renderer="dot").svg()
+
+
+def test_repr_counts_node_statements_not_cluster_titles_or_edge_labels():
+    source = "\n".join([
+        "digraph g {",
+        '  graph [label="title"];',
+        '  node [fontsize="10"];',
+        '  edge [color="#555555"];',
+        "  subgraph cluster_a {",
+        '    graph [label="a cluster title"];',
+        '    a [label="A"];',
+        "  }",
+        '  b [label="B"];',
+        '  a -> b [label="an edge label"];',
+        "}",
+    ])
+    assert "with 2 nodes" in repr(Picture(source))
+
+
+def test_repr_of_a_picture_with_clusters_counts_the_boxes_graphviz_draws():
+    model, X, y = example()
+    picture = draw_strategies(model, nn.mse_loss, X, y, renderer=renderer_or_skip("dot"))
+    assert f"with {len(titles(picture.svg(), 'node'))} nodes" in repr(picture)
 
 
 def test_unknown_renderer_and_unknown_suffix_are_refused(monkeypatch, tmp_path):

@@ -19,6 +19,7 @@ from __future__ import annotations
 
 import html
 import os
+import re
 import shutil
 import subprocess
 from pathlib import Path
@@ -182,5 +183,11 @@ class Picture:
             }
 
     def __repr__(self) -> str:
-        nodes = sum(1 for line in self.source.splitlines() if "[label=" in line)
-        return f"<Picture: DOT text with {nodes} labelled nodes; .svg(), .save(path), .source>"
+        nodes = len(_NODE_STATEMENT.findall(self.source))
+        return f"<Picture: DOT text with {nodes} nodes; .svg(), .save(path), .source>"
+
+
+# A node statement is a line that starts with a node id followed by its attributes: "n3 [...]".
+# Not counted: "graph [...]" / "node [...]" / "edge [...]" (defaults and cluster titles, which
+# have labels too) and edges "n0 -> n3 [...]" (whose labels are not boxes).
+_NODE_STATEMENT = re.compile(r"^\s*(?!(?:graph|node|edge)\b)[A-Za-z_]\w*\s*\[", re.MULTILINE)
