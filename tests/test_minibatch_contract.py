@@ -1,4 +1,4 @@
-"""The contract every strategy of ``tinygrad_mb.minibatch`` keeps (DESIGN.md section 2).
+"""The contract every strategy of ``tinygrad_mb.minibatch`` keeps (its module docstring, "Common contract").
 
 Each strategy returns one array per parameter, aligned with ``model.parameters()``; leaves
 the parameter values unchanged; leaves each ``.grad`` equal to what it returns (for

@@ -1,4 +1,9 @@
-"""The facts of DESIGN.md section 1, proved on random networks and batches.
+"""The mathematics of mini-batch gradients, proved on random networks and batches.
+
+The facts are those stated in the module docstring of ``tinygrad_mb/minibatch.py`` (linearity,
+the strategies that agree, unbiasedness, sum versus mean) and in ``minibatch.error_first``'s
+docstring (the error-first variants, when they happen to be exact, the mean_residual identity);
+the README and tutorials 2 and 3 explain them.
 
 Random MLPs (0-3 hidden layers of width 1-8; tanh, relu or sigmoid), random batches of 1-16
 samples, squared error and cross-entropy, all in float64 (see ``model_strategies``).
@@ -200,7 +205,7 @@ def test_error_first_is_exact_when_every_input_is_the_same(problem: Problem) -> 
 
 
 def test_loss_as_gradient_moves_a_converged_model_away_from_the_optimum() -> None:
-    """DESIGN.md's worked example: data (x=1, y=2) and (x=1, y=4); the model predicts 3."""
+    """Tutorial 2's worked example: data (x=1, y=2) and (x=1, y=4); the model predicts 3."""
     model = nn.Linear(1, 1)
     assert model.bias is not None
     model.weight.data[...] = 1.0
@@ -221,6 +226,45 @@ def test_loss_as_gradient_moves_a_converged_model_away_from_the_optimum() -> Non
     prediction = model(Tensor([[1.0]])).item()
     assert prediction == pytest.approx(2.8, abs=1e-15)  # 3 - 0.1 * (1 + 1)
     assert minibatch.batched_mean(model, nn.mse_loss, X, y).loss == pytest.approx(1.04, abs=1e-14)  # worse than 1
+
+
+@SETTINGS
+@given(st.data())
+def test_loss_as_gradient_differs_from_the_true_gradient_even_for_one_sample(data: st.DataObject) -> None:
+    """B = 1, one output, squared error: ℓ = e² with e = ŷ − y.
+
+    With B = 1 the mean input is the sample itself, so loss_as_gradient and the true gradient
+    backpropagate through the same graph; the true one sends the output error g = dℓ/dŷ = 2e,
+    loss_as_gradient the loss value ℓ = e². Backward is linear in what it is sent, so
+
+        loss_as_gradient − true = (e² − 2e) ∇ŷ,
+
+    and for the output bias ∇ŷ = 1: that entry differs by exactly |e(e − 2)|. It vanishes only
+    at e = 0 (the model fits the sample) and at e = 2 (the accidental coincidence e² = 2e).
+    Both are excluded with a margin: |e| ≥ 0.01 and |e − 2| ≥ 0.01. On that set |e(e − 2)| is
+    smallest at the margins' edges, where it is 0.01 · 1.99 = 0.0199, so the output bias
+    gradient is off by at least 0.0199 (rounding is some 1e-16 of that).
+    """
+    depth = data.draw(st.integers(0, 3), label="hidden layers")
+    sizes = [data.draw(st.integers(1, 8), label="inputs"),
+             *data.draw(st.lists(st.integers(1, 8), min_size=depth, max_size=depth), label="hidden widths"), 1]
+    activation = data.draw(st.sampled_from(["tanh", "relu", "sigmoid"]), label="activation")
+    seed = data.draw(st.integers(0, 2**32 - 1), label="seed")
+    problem = make_problem(sizes, activation, "mse", 1, seed)
+    model, X, y = problem.model, problem.X, problem.y
+    e = float(model(Tensor(X)).data[0, 0] - y[0, 0])
+    assume(abs(e) >= 0.01 and abs(e - 2.0) >= 0.01)  # away from both coincidences, e = 0 and e = 2
+
+    true = true_gradient(problem)
+    wrong = minibatch.error_first(model, nn.mse_loss, X, y, variant="loss_as_gradient")
+    predicted = [(e * e - 2.0 * e) * g for g in output_gradients(model, X[0])[0]]  # (e² − 2e) ∇ŷ
+    scale = max(size_of(per_sample_reference(problem)), max_abs(predicted), max_abs(wrong))
+    assert_same_gradient([w - t for w, t in zip(wrong, true)], predicted, scale,
+                         "loss_as_gradient - true vs (e² - 2e) ∇ŷ")
+    bias_gap = abs(float(wrong[-1][0] - true[-1][0]))  # the output bias: ∇ŷ = 1
+    assert bias_gap == pytest.approx(abs(e * (e - 2.0)), rel=1e-12)
+    assert bias_gap >= 0.0199 * (1 - 1e-9)
+    assert max_abs_diff(wrong, true) > GENERIC_GAP * max(1.0, scale)
 
 
 @SETTINGS
