@@ -39,13 +39,17 @@ def test_a_chain_of_100000_ops_backpropagates_without_recursion_error():
 
 def test_a_chain_of_100000_ops_is_freed_without_crashing_when_dropped(no_garbage_collector):
     x = Tensor(1.0, requires_grad=True)
-    y = x
-    for _ in range(CHAIN_LENGTH):
+    y = x * 1.0
+    first_op = weakref.ref(y)  # the deepest node: from here on only the chain holds it
+    for _ in range(CHAIN_LENGTH - 1):
         y = y * 1.0
-    first_op = weakref.ref(x * 1.0)  # an unrelated node: dies at once
     middle = weakref.ref(y.parents[0].parents[0])
-    del y
+    # Alive while the root is: each node keeps its parents, so the root keeps the whole chain.
+    assert first_op() is not None and middle() is not None
+    assert len(topological_order(y)) == CHAIN_LENGTH + 1
+    del y  # the only reference to the root; with the cycle collector off, refcounts free the rest
     assert middle() is None and first_op() is None
+    assert x.grad is None and x.item() == 1.0  # the leaf, still referenced here, is untouched
 
 
 def test_backward_visits_each_node_once_even_when_paths_multiply():
