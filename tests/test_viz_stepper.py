@@ -92,6 +92,32 @@ def test_drawing_the_steps_leaves_every_gradient_as_it_was():
     assert frame_grads(steps[-1])[w_id] != summarize(earlier)
 
 
+def caption_of(steps, tensor: Tensor, root: Tensor) -> str:
+    node_id = walk(root).id_of(tensor)
+    return next(s.caption for s in steps if s.node == node_id)
+
+
+def test_captions_count_every_use_of_a_tensor_as_one_share():
+    x = Tensor(3.0, requires_grad=True, name="x")
+    square = x * x  # one operation, two uses of x: mul sends x two shares, which are added
+    text = caption_of(draw_backward_steps(square, renderer="none"), x, square)
+    assert "uses it 2 times" in text and "2 shares" in text
+    assert "has sent it" not in text
+
+    y = x * x + x  # two operations, three uses
+    text = caption_of(draw_backward_steps(y, renderer="none"), x, y)
+    assert "the 2 operations that use it sent 3 shares" in text
+
+    w = Tensor(2.0, requires_grad=True, name="w")
+    z = w * 2 + w.exp()  # two operations, one use each
+    text = caption_of(draw_backward_steps(z, renderer="none"), w, z)
+    assert "each of the 2 operations that use it sent a share" in text
+
+    single = w.exp()
+    assert "the one operation that uses it has sent it" in caption_of(
+        draw_backward_steps(single, renderer="none"), w, single)
+
+
 def test_a_root_without_grad_or_a_huge_graph_is_refused_with_a_reason():
     with pytest.raises(ValueError, match="does not require grad"):
         draw_backward_steps(Tensor([1.0, 2.0]).sum())

@@ -137,16 +137,25 @@ def _describe(node: Node) -> str:
 
 def _caption(number: int, total: int, node: Node, graph: Graph, names: dict[str, str], seeded: bool) -> str:
     inputs = [tail for tail, head in graph.edges if head == node.id and names.get(tail)]
-    consumers = {head for tail, head in graph.edges if tail == node.id}
+    # Every use is one edge and sends one share of the gradient: x * x has one operation
+    # (consumer) but two uses, so mul sends x two shares, which backward adds up.
+    uses = sum(1 for tail, _ in graph.edges if tail == node.id)
+    consumers = len({head for tail, head in graph.edges if tail == node.id})
     text = f"Step {number} of {total}: {_describe(node)}. "
     if number == 1:
         text += ("Backward starts here with the output gradient it was given. " if seeded else
                  "Backward starts here: the gradient of the loss with respect to itself is 1. ")
-    elif len(consumers) == 1:
+    elif uses == 1:
         text += "Its gradient is complete: the one operation that uses it has sent it. "
-    else:
-        text += (f"Its gradient is complete: each of the {len(consumers)} operations that use it "
+    elif consumers == 1:
+        text += (f"Its gradient is complete: the one operation that uses it uses it {uses} times, "
+                 f"so it sent {uses} shares, and the shares were added. ")
+    elif uses == consumers:
+        text += (f"Its gradient is complete: each of the {consumers} operations that use it "
                  f"sent a share, and the shares were added. ")
+    else:
+        text += (f"Its gradient is complete: the {consumers} operations that use it sent {uses} shares "
+                 f"(one per use), and the shares were added. ")
     if inputs:
         receivers = ", ".join(names[i] for i in inputs)
         text += f"Now the {node.op} backward function sends gradients to its inputs: {receivers}."
