@@ -11,6 +11,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
+import viz.stepper
 from tinygrad_mb import Tensor, nn, topological_order
 from viz import available_renderer, draw_backward_steps, walk
 from viz.graph import NO_GRAD_YET, NOT_NEEDED, summarize
@@ -116,6 +117,20 @@ def test_captions_count_every_use_of_a_tensor_as_one_share():
     single = w.exp()
     assert "the one operation that uses it has sent it" in caption_of(
         draw_backward_steps(single, renderer="none"), w, single)
+
+
+def test_the_graph_is_walked_once(monkeypatch):
+    calls = []
+    real_walk = viz.stepper.walk
+
+    def counting_walk(*args, **kwargs):
+        calls.append(args)
+        return real_walk(*args, **kwargs)
+
+    monkeypatch.setattr(viz.stepper, "walk", counting_walk)
+    loss, _ = neuron_loss()
+    draw_backward_steps(loss, renderer="none")
+    assert len(calls) == 1  # the gradients are computed for the tensors of that one walk
 
 
 def test_a_root_without_grad_or_a_huge_graph_is_refused_with_a_reason():

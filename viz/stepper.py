@@ -47,13 +47,13 @@ class Step:
     picture: Picture
 
 
-def backward_gradients(root: Tensor, grad: Any = None) -> dict[Tensor, np.ndarray]:
+def backward_gradients(root: Tensor, tensors: list[Tensor], grad: Any = None) -> dict[Tensor, np.ndarray]:
     """Every gradient one ``root.backward(grad)`` computes, keyed by tensor.
 
-    Runs backward from a clean slate (all ``.grad`` cleared first, so earlier backward
+    ``tensors`` are all the tensors of root's graph (the caller has walked it already).
+    Runs backward from a clean slate (their ``.grad`` cleared first, so earlier backward
     calls do not leak in) and afterwards puts every ``.grad`` back as it was.
     """
-    tensors = [n.tensor for n in walk(root).nodes if n.tensor is not None]
     saved = [(t, t.grad) for t in tensors]
     try:
         for t in tensors:
@@ -198,7 +198,8 @@ def draw_backward_steps(
             f"{max_nodes}; one frame per tensor would be unreadable. Use a smaller example (one "
             f"sample, a smaller model) or pass a larger max_nodes."
         )
-    grads = backward_gradients(root, grad)
+    tensors = [n.tensor for n in graph.nodes if n.tensor is not None]
+    grads = backward_gradients(root, tensors, grad)
     ids = {n.tensor: n.id for n in graph.nodes}
     order = [ids[t] for t in reversed(topological_order(root))]
     # Display names of the nodes that receive gradients (inputs that do not are not listed).
