@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 import subprocess
 import sys
 from pathlib import Path
@@ -45,6 +46,18 @@ def test_gallery_without_a_renderer_writes_dot_text_and_the_hint(tmp_path):
     assert sorted(p.name for p in out.iterdir()) == sorted(f"{name}.dot" for name in PICTURES)
     assert "DOT text only" in done.stdout and INSTALL_HINT in done.stdout
     assert "Traceback" not in done.stderr
+
+
+def test_gallery_with_a_bad_renderer_variable_says_so_without_a_traceback(tmp_path):
+    env = {**os.environ, "VIZ_RENDERER": "typo"}
+    done = subprocess.run(
+        [sys.executable, "-m", "viz", "gallery", "--out", str(tmp_path / "g")],
+        cwd=ROOT, capture_output=True, text=True, timeout=300, check=False, env=env,
+    )
+    assert done.returncode == 2
+    assert "VIZ_RENDERER must be one of" in done.stderr and "'typo'" in done.stderr
+    assert "Traceback" not in done.stderr
+    assert not (tmp_path / "g").exists()
 
 
 def test_the_engine_never_imports_viz_and_importing_viz_loads_no_drawing_library():

@@ -125,6 +125,26 @@ def test_asking_for_a_missing_dot_program_says_so(monkeypatch, tmp_path):
         draw_graph(small_loss(), renderer="dot").svg()
 
 
+def test_a_bad_renderer_name_is_a_hint_in_jupyter_and_one_clear_error_elsewhere(monkeypatch, tmp_path):
+    monkeypatch.setenv(RENDERER_ENV, "typo")
+    picture = draw_graph(small_loss())
+    bundle = picture._repr_mimebundle_()  # what Jupyter calls: it must not raise
+    assert "image/svg+xml" not in bundle
+    hint, rest = bundle["text/plain"].split("\n", 1)
+    assert "'typo'" in hint and all(choice in hint for choice in ("auto", "dot", "pygraphviz", "none"))
+    assert picture.source in rest and "typo" in bundle["text/html"]
+
+    for make in (picture.svg, lambda: picture.save(tmp_path / "g.svg")):
+        with pytest.raises(RenderError, match=f"{RENDERER_ENV} must be one of") as info:
+            make()
+        assert_no_chained_traceback(info.value)
+    assert not (tmp_path / "g.svg").exists()
+    assert picture.save(tmp_path / "g.dot").read_text() == picture.source  # DOT needs no renderer
+    # The argument is checked the same way.
+    with pytest.raises(RenderError, match="renderer must be one of .*got 'matplotlib'"):
+        draw_graph(small_loss(), renderer="matplotlib").svg()
+
+
 def test_repr_counts_node_statements_not_cluster_titles_or_edge_labels():
     source = "\n".join([
         "digraph g {",

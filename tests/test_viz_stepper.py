@@ -248,6 +248,8 @@ def test_jupyter_shows_the_slider_page_or_else_the_captions():
     loss, _ = neuron_loss()
     without = draw_backward_steps(loss, renderer="none")._repr_mimebundle_()
     assert "rendering is switched off" in without["text/plain"] and "Step 1 of" in without["text/plain"]
+    bad_name = draw_backward_steps(loss, renderer="typo")._repr_mimebundle_()  # must not raise either
+    assert "renderer must be one of" in bad_name["text/plain"] and "Step 1 of" in bad_name["text/plain"]
     renderer_or_skip()
     bundle = draw_backward_steps(loss)._repr_mimebundle_()
     assert bundle["text/html"].startswith("<iframe srcdoc=") and "&lt;svg" in bundle["text/html"]

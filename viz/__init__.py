@@ -18,7 +18,7 @@ The engine never imports this package; this package only reads graphs, never cha
 
 from .draw import draw_graph
 from .graph import Graph, Node, walk
-from .render import INSTALL_HINT, Picture, RenderError, available_renderer
+from .render import INSTALL_HINT, Picture, RendererChoiceError, RenderError, available_renderer
 from .stepper import BackwardSteps, draw_backward_steps
 from .strategies import draw_error_first, draw_strategies
 
@@ -29,6 +29,7 @@ __all__ = [
     "Node",
     "Picture",
     "RenderError",
+    "RendererChoiceError",
     "available_renderer",
     "draw_backward_steps",
     "draw_error_first",

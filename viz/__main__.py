@@ -17,7 +17,7 @@ from tinygrad_mb import Tensor, nn
 from tinygrad_mb.minibatch import ERROR_FIRST_VARIANTS
 
 from .draw import draw_graph
-from .render import CHOICES, INSTALL_HINT, Picture, available_renderer
+from .render import CHOICES, INSTALL_HINT, Picture, RendererChoiceError, available_renderer
 from .stepper import draw_backward_steps
 from .strategies import draw_error_first, draw_strategies
 
@@ -73,7 +73,10 @@ def main(argv: Sequence[str] | None = None) -> int:
                      help="which Graphviz to use (default: $VIZ_RENDERER, else auto)")
     args = parser.parse_args(argv)
 
-    chosen = available_renderer(args.renderer)
+    try:
+        chosen = available_renderer(args.renderer)
+    except RendererChoiceError as exc:  # a bad $VIZ_RENDERER: a usage error, not a traceback
+        parser.error(str(exc))
     written = gallery(args.out, args.renderer)
     frames = sum(1 for _, what in written if what.startswith("one frame"))
     how = f"rendered with {chosen}" if chosen else "DOT text only"

@@ -39,12 +39,21 @@ class RenderError(RuntimeError):
     """A picture could not be made: no renderer, or the renderer refused the DOT text."""
 
 
+class RendererChoiceError(RenderError, ValueError):
+    """``renderer=`` or ``$VIZ_RENDERER`` names no known renderer.
+
+    Both a ``ValueError`` (a wrong value was given) and a ``RenderError`` (so no picture can
+    be made): Jupyter display, which shows the DOT text whenever a ``RenderError`` stops the
+    picture, then shows it here too, with this error's message as the hint.
+    """
+
+
 def requested_renderer(renderer: str | None = None) -> str:
     """The argument if given, else ``$VIZ_RENDERER``, else "auto"; checked against CHOICES."""
     wanted = renderer or os.environ.get(RENDERER_ENV) or "auto"
     if wanted not in CHOICES:
         source = "renderer" if renderer else RENDERER_ENV
-        raise ValueError(f"viz: {source} must be one of {list(CHOICES)}, got {wanted!r}")
+        raise RendererChoiceError(f"viz: {source} must be one of {list(CHOICES)}, got {wanted!r}")
     return wanted
 
 
@@ -172,7 +181,11 @@ class Picture:
         return out
 
     def _repr_mimebundle_(self, include: Any = None, exclude: Any = None) -> dict[str, str]:
-        """What Jupyter shows: the SVG, or when that cannot be made, the hint and the DOT text."""
+        """What Jupyter shows: the SVG, or when that cannot be made, the hint and the DOT text.
+
+        Never raises a ``RenderError`` (a bad renderer name included): in a notebook a
+        one-line hint above the DOT text helps more than a traceback.
+        """
         try:
             return {"image/svg+xml": self.svg(), "text/plain": repr(self)}
         except RenderError as exc:
