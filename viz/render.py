@@ -104,6 +104,9 @@ def render(source: str, fmt: str = "svg", renderer: str | None = None) -> bytes:
 
 
 def _render_with_dot_program(source: str, fmt: str) -> bytes:
+    # Run directly rather than through the `graphviz` package's pipe(): that function has no
+    # timeout, copies Graphviz's warnings to the console unless quiet=True, and would make
+    # this renderer need the package as well as the program.
     program = shutil.which("dot") or "dot"
     try:
         done = subprocess.run(
