@@ -31,7 +31,7 @@ bench: $(STAMP)
 
 lint: $(STAMP)
 	$(VENV)/bin/ruff check tinygrad_mb viz tests benchmarks tutorials
-	$(VENV)/bin/mypy tinygrad_mb
+	$(VENV)/bin/mypy tinygrad_mb viz
 
 # Open the tutorials in JupyterLab (installs it into .venv the first time).
 lab: $(STAMP)
