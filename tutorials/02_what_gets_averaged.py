@@ -265,10 +265,9 @@ print("true gradient, batch reversed: changes by", max_difference(true_gradient,
 # respect to the parameters (for each parameter component). It is the *population* covariance
 # of the batch, Cov_i(a_i, b_i) = (1/B) Σ_i (a_i − ā)(b_i − b̄), dividing by B (not by B − 1,
 # as `np.cov` does by default): the batch is all there is, not a sample from which to
-# estimate something. It is zero when the residuals
-# and their gradients do not co-vary across the batch, for instance when all the inputs
-# coincide. Let us check the identity
-# with the per-sample gradients of the residual (D = 1 here, so ∇e_i = ∇ŷ_i):
+# estimate something. It is zero when the residuals and their gradients do not co-vary
+# across the batch, for instance when all the inputs coincide. Let us check the identity with
+# the per-sample gradients of the residual (D = 1 here, so ∇e_i = ∇ŷ_i):
 
 # %%
 def output_gradient(model: nn.Module, x: np.ndarray) -> np.ndarray:
