@@ -280,7 +280,9 @@ def error_first(model: nn.Module, loss_fn: LossFn, X: Any, y: Any, variant: str 
 
     ``mean_input``, ``last_sample`` and ``mean_residual`` happen to be exact when B = 1 or when
     all inputs in the batch are identical; otherwise only the output layer's bias gradient is
-    right. ``loss_as_gradient`` is wrong even then. Returned ``.loss`` is the true batch loss.
+    right. ``loss_as_gradient`` is in general wrong even then (with one squared-error output it
+    sends back e² instead of 2e, which agree only at e = 0 or e = 2). Returned ``.loss`` is the
+    true batch loss.
     """
     X, y, params = check_batch(model, X, y, "error_first")
     check_variant(variant, loss_fn, "error_first")
