@@ -115,9 +115,10 @@ def linear(x: ArrayLike, weight: Tensor, bias: Tensor | None = None) -> Tensor:
     """
     x = x if isinstance(x, Tensor) else Tensor(x)  # plain data (a numpy batch) is welcome
     if x.shape[-1:] != weight.shape[:1]:
+        n = weight.shape[0]
         raise ValueError(
-            f"linear: cannot multiply {shape_str(x.shape)} by the weight {shape_str(weight.shape)}; "
-            f"the last axis of the input must equal the weight's first axis"
+            f"linear: a Linear layer with weight {shape_str(weight.shape)} expects inputs with {n} "
+            f"features in the last axis, got shape {shape_str(x.shape)}; a batch is (batch_size, {n})."
         )
     if bias is not None and bias.shape != weight.shape[1:]:
         raise ValueError(
@@ -133,8 +134,9 @@ def linear(x: ArrayLike, weight: Tensor, bias: Tensor | None = None) -> Tensor:
     b_shape = bias.shape if bias is not None else ()
 
     def backward(g: np.ndarray) -> tuple[np.ndarray | None, ...]:
-        # Extra leading axes (B, T, features) are more rows of the same matrix product.
-        rows_h, rows_g = h.reshape(-1, h.shape[-1]), g.reshape(-1, g.shape[-1])
+        rows_h, rows_g = h, g
+        if h.ndim != 2:  # a single sample (in,) or extra axes (B, T, in): rows of one product
+            rows_h, rows_g = h.reshape(-1, h.shape[-1]), g.reshape(-1, g.shape[-1])
         # np.dot, not @: for a one-row batch, h.T @ g takes a slow non-BLAS path.
         return (np.dot(g, W.T) if need_x else None,
                 np.dot(rows_h.T, rows_g) if need_w else None,
@@ -173,12 +175,6 @@ class Linear(Module):
                             requires_grad=True, name="b") if bias else None)
 
     def forward(self, x: ArrayLike) -> Tensor:
-        if np.shape(x.data if isinstance(x, Tensor) else x)[-1:] != (self.in_features,):
-            raise ValueError(
-                f"Linear: expected inputs with {self.in_features} features in the last axis, got "
-                f"shape {shape_str(np.shape(x.data if isinstance(x, Tensor) else x))}; "
-                f"a batch is (batch_size, {self.in_features})."
-            )
         return linear(x, self.weight, self.bias)
 
     def __repr__(self) -> str:

@@ -295,20 +295,22 @@ class Tensor:
             g = pending.pop(node, None)
             if g is None:
                 continue
+            if type(g) is not np.ndarray:  # numpy turns 0-d results into scalars
+                g = np.asarray(g)
+            backward = node._backward
             if node.grad is not None:
                 node.grad = _as_array(node.grad + g)
             else:
-                g = _as_array(g)
                 # Ops pass gradients on without copying (add hands the same array to both
                 # operands). A leaf -- a parameter -- gets an array of its own, so that changing
                 # its .grad in place (clipping, say) cannot change another tensor's.
-                if node._backward is None and (id(g) in kept or not g.flags.owndata):
+                if backward is None and (id(g) in kept or not g.flags.owndata):
                     g = g.copy()
                 node.grad = g
                 kept.add(id(g))
-            if node._backward is None:  # a leaf: nothing further to send
+            if backward is None:  # a leaf: nothing further to send
                 continue
-            for parent, pg in zip(node._prev, node._backward(g)):
+            for parent, pg in zip(node._prev, backward(g)):
                 if pg is None or not parent.requires_grad:
                     continue
                 if pg.dtype != parent.data.dtype:  # e.g. a float32 tensor times a float64 array
