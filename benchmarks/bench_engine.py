@@ -34,6 +34,7 @@ from benchmarks.common import (
     init_params,
     numpy_mlp_loss_and_grads,
     numpy_sgd_step,
+    fixed_malloc_thresholds,
     one_blas_thread,
     random_digits_like,
     time_calls,
@@ -115,6 +116,7 @@ def main() -> None:
     sizes = "-".join(map(str, SIZES))
     print(f"One training step, MLP {sizes} (tanh), batch {BATCH}, mean cross-entropy, SGD; "
           f"one BLAS thread")
+    fixed_malloc_thresholds()
     with one_blas_thread():
         for dtype in (np.float64, np.float32):
             check_agreement(dtype)

@@ -34,6 +34,7 @@ from benchmarks.common import (
     init_params,
     numpy_mlp_loss_and_grads,
     numpy_sgd_step,
+    fixed_malloc_thresholds,
     one_blas_thread,
     random_digits_like,
     time_calls,
@@ -173,6 +174,7 @@ def main() -> None:
     sizes = "-".join(map(str, SIZES))
     print(f"Mini-batch strategies vs hand-written numpy, MLP {sizes} (tanh), batch 64, "
           f"cross-entropy; one BLAS thread")
+    fixed_malloc_thresholds()
     with one_blas_thread():
         check_agreement()
         compare_times()

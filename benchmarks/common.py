@@ -34,6 +34,27 @@ def one_blas_thread() -> Iterator[None]:
         yield
 
 
+def fixed_malloc_thresholds() -> None:
+    """Stop glibc from moving its mmap threshold while the benchmark runs.
+
+    glibc serves large blocks (128 KiB and up, such as a 128x128 float64 gradient) with mmap
+    and raises that threshold the first time such a block is freed; until then every large
+    array is a fresh mapping whose pages fault in on first touch. Which code runs first then
+    decides whether the engine or the numpy reference pays those page faults, and a ratio can
+    swing by 2x. Fixing the thresholds gives both the same allocator, whatever the order.
+    Elsewhere than Linux with glibc this does nothing.
+    """
+    try:
+        import ctypes
+
+        libc = ctypes.CDLL("libc.so.6")
+    except OSError:
+        return
+    m_trim_threshold, m_mmap_threshold = -1, -3  # the mallopt parameter numbers of glibc
+    libc.mallopt(m_mmap_threshold, 32 * 1024 * 1024)  # serve blocks below 32 MiB from the heap
+    libc.mallopt(m_trim_threshold, 256 * 1024 * 1024)  # and keep freed heap memory for reuse
+
+
 @dataclass
 class Timing:
     """Median and spread of repeated timings of one function, in seconds per call."""
