@@ -31,10 +31,10 @@ import numpy as np
 
 from benchmarks.common import (
     SIZES,
+    fixed_malloc_thresholds,
     init_params,
     numpy_mlp_loss_and_grads,
     numpy_sgd_step,
-    fixed_malloc_thresholds,
     one_blas_thread,
     random_digits_like,
     time_calls,
