@@ -33,6 +33,7 @@ from benchmarks.common import (
     SIZES,
     fixed_malloc_thresholds,
     init_params,
+    numpy_forward,
     numpy_mlp_loss_and_grads,
     numpy_sgd_step,
     one_blas_thread,
@@ -57,12 +58,9 @@ def numpy_per_sample_gradients(params: Sequence[np.ndarray], X: np.ndarray, y: n
     output errors themselves (biases). Returns arrays of shape (B, *param.shape), aligned with
     ``params``.
     """
-    Ws, bs = params[0::2], params[1::2]
+    Ws = params[0::2]
     B = X.shape[0]
-    hs = [X]
-    for W, b in zip(Ws[:-1], bs[:-1]):
-        hs.append(np.tanh(hs[-1] @ W + b))
-    logits = hs[-1] @ Ws[-1] + bs[-1]
+    hs, logits = numpy_forward(params, X)
     exp = np.exp(logits - logits.max(axis=1, keepdims=True))
     d = exp / exp.sum(axis=1, keepdims=True)  # ∂ℓ_i/∂logits_i = softmax - onehot
     d[np.arange(B), y] -= 1

@@ -155,6 +155,15 @@ def init_params(sizes: Sequence[int] = SIZES, dtype: Any = np.float64,
     return params
 
 
+def numpy_forward(params: Sequence[np.ndarray], X: np.ndarray) -> tuple[list[np.ndarray], np.ndarray]:
+    """The tanh MLP's forward pass by hand: each layer's input (X first) and the output logits."""
+    Ws, bs = params[0::2], params[1::2]
+    hs = [X]
+    for W, b in zip(Ws[:-1], bs[:-1]):
+        hs.append(np.tanh(hs[-1] @ W + b))
+    return hs, hs[-1] @ Ws[-1] + bs[-1]
+
+
 def numpy_mlp_loss_and_grads(params: Sequence[np.ndarray], X: np.ndarray,
                              y: np.ndarray) -> tuple[float, list[np.ndarray]]:
     """Mean softmax cross-entropy of a tanh MLP and its gradients, by hand.
@@ -166,13 +175,9 @@ def numpy_mlp_loss_and_grads(params: Sequence[np.ndarray], X: np.ndarray,
     Returns:
         The loss and the gradients aligned with ``params``.
     """
-    Ws, bs = params[0::2], params[1::2]
+    Ws = params[0::2]
     B = X.shape[0]
-    # forward, keeping every layer's output for the backward pass
-    hs = [X]
-    for W, b in zip(Ws[:-1], bs[:-1]):
-        hs.append(np.tanh(hs[-1] @ W + b))
-    logits = hs[-1] @ Ws[-1] + bs[-1]
+    hs, logits = numpy_forward(params, X)  # keeps every layer's input for the backward pass
     shifted = logits - logits.max(axis=1, keepdims=True)
     exp = np.exp(shifted)
     sum_exp = exp.sum(axis=1, keepdims=True)
