@@ -8,9 +8,10 @@ from pathlib import Path
 import pytest
 from hypothesis import given
 from hypothesis import strategies as st
+from renderers import renderer_or_skip
 
 from tinygrad_mb import Tensor
-from viz import Graph, Node, available_renderer, draw_graph
+from viz import Graph, Node, draw_graph
 from viz.dot import html_escape, quote, to_dot
 from viz.render import render
 
@@ -20,13 +21,6 @@ SVG = "{http://www.w3.org/2000/svg}"
 
 def golden(name: str) -> str:
     return (GOLDEN / name).read_text(encoding="utf-8")
-
-
-def renderer_or_skip(name: str) -> str:
-    if available_renderer(name) is None:
-        pytest.skip(f"renderer {name!r} is not installed here (scripts/install-system-deps.sh installs "
-                    f"Graphviz's dot; pip install pygraphviz for the other)")
-    return name
 
 
 def mul_add() -> Tensor:

@@ -6,6 +6,7 @@ import sys
 import xml.etree.ElementTree as ET
 
 import pytest
+from renderers import RENDERERS, renderer_or_skip
 
 from tinygrad_mb import Tensor, nn
 from viz import INSTALL_HINT, Picture, RenderError, available_renderer, draw_graph, draw_strategies, walk
@@ -13,14 +14,6 @@ from viz.__main__ import example
 from viz.render import RENDERER_ENV, render
 
 SVG = "{http://www.w3.org/2000/svg}"
-RENDERERS = ["dot", "pygraphviz"]
-
-
-def renderer_or_skip(name: str) -> str:
-    if available_renderer(name) is None:
-        pytest.skip(f"renderer {name!r} is not installed here (scripts/install-system-deps.sh installs "
-                    f"Graphviz's dot; pip install pygraphviz for the other)")
-    return name
 
 
 def small_loss() -> Tensor:
