@@ -255,7 +255,7 @@ def test_gradcheck_error_leaves_the_inputs_values_and_grads_as_they_were():
 
     def wrong(t: Tensor) -> Tensor:
         y = t * 1.0
-        y._backward = lambda g: (2.0 * g,)  # claims d(t*1)/dt = 2
+        y._backward = lambda g: (2.0 * g, None)  # claims d(t*1)/dt = 2
         return y
 
     message_of(GradcheckError, lambda: gradcheck(wrong, [x]))

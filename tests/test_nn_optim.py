@@ -315,10 +315,10 @@ def _mul_with_one_wrong_element(t: Tensor) -> Tensor:
     """t * 3 whose backward is wrong in element (1, 0) only."""
     y = t * 3.0
 
-    def wrong_backward(g: np.ndarray) -> tuple[np.ndarray]:
+    def wrong_backward(g: np.ndarray) -> tuple[np.ndarray, None]:
         grad = 3.0 * g
         grad[1, 0] *= 2.0
-        return (grad,)
+        return grad, None  # the constant 3 needs no gradient
 
     y._backward = wrong_backward
     return y

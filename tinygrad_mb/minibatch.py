@@ -21,14 +21,15 @@ The returned list also carries ``.loss``: the true mean loss L_B of the batch at
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterator, Sequence
-from contextlib import contextmanager
+from collections.abc import Callable, Sequence
 from typing import Any
 
 import numpy as np
 
 from . import nn
-from .tensor import Tensor, no_grad, shape_str
+from .checks import shape_str
+from .grad_mode import grads_put_back, no_grad
+from .tensor import Tensor
 
 LossFn = Callable[[Tensor, Any], Tensor]
 
@@ -69,20 +70,6 @@ def check_batch(model: nn.Module, X: Any, y: Any, op: str) -> tuple[np.ndarray, 
     return X, y, params
 
 
-@contextmanager
-def _fresh_grads(params: list[Tensor]) -> Iterator[None]:
-    """Clear .grad for the strategy to fill; if anything fails midway, put the old .grad back."""
-    saved = [p.grad for p in params]
-    for p in params:
-        p.grad = None
-    try:
-        yield
-    except BaseException:
-        for p, g in zip(params, saved):
-            p.grad = g
-        raise
-
-
 def _collect(params: list[Tensor], loss: float, scale: float = 1.0) -> Gradients:
     """Scale each .grad (a parameter the loss never reached gets zeros) and return copies."""
     grads = []
@@ -115,7 +102,7 @@ def per_sample_average(model: nn.Module, loss_fn: LossFn, X: Any, y: Any) -> Gra
     X, y, params = check_batch(model, X, y, "per_sample_average")
     B = len(X)
     total = 0.0
-    with _fresh_grads(params):
+    with grads_put_back(params, on_success=False):
         for i in range(B):
             loss_i = loss_fn(model(Tensor(X[i:i + 1])), y[i:i + 1])
             loss_i.backward()
@@ -130,7 +117,7 @@ def batched_mean(model: nn.Module, loss_fn: LossFn, X: Any, y: Any) -> Gradients
     sample's branch 1/B of the upstream gradient; vectorised, which is why it is fast.
     """
     X, y, params = check_batch(model, X, y, "batched_mean")
-    with _fresh_grads(params):
+    with grads_put_back(params, on_success=False):
         loss = loss_fn(model(Tensor(X)), y)
         loss.backward()
         return _collect(params, loss.item())
@@ -147,7 +134,7 @@ def accumulated(model: nn.Module, loss_fn: LossFn, X: Any, y: Any, micro_batch: 
     m = check_micro_batch(micro_batch, "accumulated")
     B = len(X)
     total = 0.0
-    with _fresh_grads(params):
+    with grads_put_back(params, on_success=False):
         for c in _chunks(B, m):
             weight = (c.stop - c.start) / B
             chunk_loss = loss_fn(model(Tensor(X[c])), y[c]) * weight
@@ -168,7 +155,7 @@ def naive_accumulated(model: nn.Module, loss_fn: LossFn, X: Any, y: Any, micro_b
     m = check_micro_batch(micro_batch, "naive_accumulated")
     chunks = _chunks(len(X), m)
     total = 0.0
-    with _fresh_grads(params):
+    with grads_put_back(params, on_success=False):
         for c in chunks:
             chunk_loss = loss_fn(model(Tensor(X[c])), y[c])
             (chunk_loss / len(chunks)).backward()
@@ -231,7 +218,7 @@ def per_sample_gradients(model: nn.Module, loss_fn: LossFn, X: Any, y: Any) -> G
         )
     layers = _per_sample_layers(model)
     B = len(X)
-    with _fresh_grads(params):
+    with grads_put_back(params, on_success=False):
         h = Tensor(X)
         linear_records = []  # (layer, its input h, its output z)
         for layer in layers:
@@ -286,7 +273,7 @@ def error_first(model: nn.Module, loss_fn: LossFn, X: Any, y: Any, variant: str 
     """
     X, y, params = check_batch(model, X, y, "error_first")
     check_variant(variant, loss_fn, "error_first")
-    with _fresh_grads(params):
+    with grads_put_back(params, on_success=False):
         error_first_backward(model, loss_fn, X, y, variant)
         with no_grad():
             true_loss = loss_fn(model(Tensor(X)), y).item()

@@ -16,7 +16,8 @@ from typing import Any
 
 import numpy as np
 
-from .tensor import ArrayLike, Tensor, _as_float_array, log_softmax_values, shape_str, unbroadcast
+from .checks import as_float_array, check_linear, shape_str
+from .tensor import ArrayLike, Tensor, log_softmax_values, unbroadcast
 
 Rng = np.random.Generator | int | None
 
@@ -71,7 +72,7 @@ class Module:
         arrays = {}
         for name, p in params.items():
             raw = state[name]
-            value = _as_float_array(raw.data if isinstance(raw, Tensor) else raw,
+            value = as_float_array(raw.data if isinstance(raw, Tensor) else raw,
                                     f"load_state_dict ({name!r})")
             if value.shape != p.shape:
                 raise ValueError(
@@ -103,47 +104,39 @@ def _parameters_in(value: Any, name: str) -> Iterator[tuple[str, Tensor]]:
 
 
 def linear(x: ArrayLike, weight: Tensor, bias: Tensor | None = None) -> Tensor:
-    """The affine map ``x @ weight + bias``, recorded as one graph node.
+    """The affine map ``x @ weight + bias``, recorded as one graph node, ``linear``.
 
-    It computes the same as the two nodes ``x @ weight`` and ``+ bias``; as one node it keeps
-    pictures of networks small, and its backward shows where a batch gets summed:
+    It computes what the two nodes ``x @ W`` and ``+ b`` would, and its backward is theirs
+    written out. With one row per sample -- input h_i, output gradient g_i (row i of G) --
 
-        dx = g @ Wᵀ,    dW = xᵀ @ g = Σ_i outer(x_i, g_i),    db = Σ_i g_i.
+        dx = G Wᵀ,    dW = hᵀG = Σ_i outer(h_i, g_i),    db = Σ_i g_i.
 
-    The weight's gradient is a sum over the samples (rows) of per-sample outer products: the
-    matrix product does the summing, and a mean loss has already put its 1/B inside g.
+    The two sums over the rows are where a batch gets summed: every sample's row meets the
+    others only at the parameters. (A mean loss has already put its 1/B inside each g_i.)
+    One node instead of two keeps pictures small and the per-sample loop fast; graph
+    pictures print these formulas in the node.
     """
     x = x if isinstance(x, Tensor) else Tensor(x)  # plain data (a numpy batch) is welcome
-    if x.shape[-1:] != weight.shape[:1]:
-        n = weight.shape[0]
-        raise ValueError(
-            f"linear: a Linear layer with weight {shape_str(weight.shape)} expects inputs with {n} "
-            f"features in the last axis, got shape {shape_str(x.shape)}; a batch is (batch_size, {n})."
-        )
-    if bias is not None and bias.shape != weight.shape[1:]:
-        raise ValueError(
-            f"linear: the bias has shape {shape_str(bias.shape)} but the weight {shape_str(weight.shape)} "
-            f"makes {weight.shape[1]} outputs; the bias needs shape ({weight.shape[1]},)"
-        )
+    check_linear(x, weight, bias)
     h, W = x.data, weight.data
-    out = h @ W
-    if bias is not None:
-        out = out + bias.data
+    out = h @ W if bias is None else h @ W + bias.data
     need_x, need_w = x.requires_grad, weight.requires_grad
     need_b = bias is not None and bias.requires_grad
     b_shape = bias.shape if bias is not None else ()
 
-    def backward(g: np.ndarray) -> tuple[np.ndarray | None, ...]:
-        rows_h, rows_g = h, g
-        if h.ndim != 2:  # a single sample (in,) or extra axes (B, T, in): rows of one product
-            rows_h, rows_g = h.reshape(-1, h.shape[-1]), g.reshape(-1, g.shape[-1])
-        # np.dot, not @: for a one-row batch, h.T @ g takes a slow non-BLAS path.
-        return (np.dot(g, W.T) if need_x else None,
-                np.dot(rows_h.T, rows_g) if need_w else None,
-                unbroadcast(g, b_shape) if need_b else None)
+    def backward(G: np.ndarray) -> tuple[np.ndarray | None, ...]:
+        rows_h, rows_G = h, G  # one row per sample
+        if h.ndim != 2:  # a single sample (in,) or extra axes (B, T, in): make them rows
+            rows_h, rows_G = h.reshape(-1, h.shape[-1]), G.reshape(-1, G.shape[-1])
+        # np.dot, not @: for a one-row batch, h.T @ G takes a slow non-BLAS path.
+        dx = np.dot(G, W.T) if need_x else None
+        dW = np.dot(rows_h.T, rows_G) if need_w else None  # Σ_i outer(h_i, g_i)
+        if bias is None:
+            return dx, dW
+        return dx, dW, (unbroadcast(G, b_shape) if need_b else None)  # Σ_i g_i, the sum over the rows
 
     parents = (x, weight) if bias is None else (x, weight, bias)
-    return Tensor._result(out, parents, "linear", backward)
+    return Tensor.record(out, parents, "linear", backward)
 
 
 class Linear(Module):
@@ -282,7 +275,7 @@ def mse_loss(pred: Tensor, target: ArrayLike, reduction: str = "mean") -> Tensor
     if reduction not in REDUCTIONS:
         raise ValueError(f"mse_loss: unknown reduction {reduction!r}; choose one of {list(REDUCTIONS)}")
     if not isinstance(target, Tensor):  # data: take pred's dtype, so float32 stays float32
-        target = Tensor(_as_float_array(target, "mse_loss").astype(pred.dtype, copy=False))
+        target = Tensor(as_float_array(target, "mse_loss").astype(pred.dtype, copy=False))
     if pred.shape != target.shape:
         raise ValueError(
             f"mse_loss: pred has shape {shape_str(pred.shape)} but target has shape "
@@ -357,5 +350,5 @@ def cross_entropy(logits: Tensor, labels: ArrayLike, reduction: str = "mean") ->
         d[rows, ids] -= 1
         return (d * g[:, None],)
 
-    per_sample = Tensor._result(-log_probs[rows, ids], (logits,), "cross_entropy", backward)
+    per_sample = Tensor.record(-log_probs[rows, ids], (logits,), "cross_entropy", backward)
     return _reduce(per_sample, reduction)

@@ -21,9 +21,11 @@ from typing import Any
 import numpy as np
 
 from . import minibatch, nn
+from .checks import shape_str
 from .data import batches as batch_indices
+from .grad_mode import no_grad
 from .optim import Optimizer
-from .tensor import Tensor, no_grad, shape_str
+from .tensor import Tensor
 
 LossFn = Callable[[Tensor, Any], Tensor]
 

@@ -23,7 +23,7 @@ from __future__ import annotations
 import re
 from collections.abc import Iterable, Mapping
 
-from tinygrad_mb.tensor import shape_str
+from tinygrad_mb.checks import shape_str
 
 from .graph import Graph, Node
 

@@ -21,7 +21,7 @@ from dataclasses import dataclass, field
 import numpy as np
 
 from tinygrad_mb import Tensor
-from tinygrad_mb.tensor import shape_str
+from tinygrad_mb.checks import shape_str
 
 NO_GRAD_YET = "—"  # what a node shows before backward has reached it
 NOT_NEEDED = "not needed"  # tensors that do not require grad never get one

@@ -3,20 +3,22 @@
 In ``tinygrad_mb/tensor.py`` every operation is one self-contained piece: it computes its
 result with numpy and, right beside it, defines ``backward(g)``. Given ``g``, the gradient of
 the final scalar with respect to this operation's result, ``backward`` returns a tuple with
-one gradient per input, each of that input's shape. ``Tensor._result`` then wraps the result
-and records the graph:
+one gradient (or None) per input, each of that input's shape. ``Tensor.record`` then wraps
+the result and records the graph:
 
     def relu(self) -> Tensor:
         mask = self.data > 0
-        return Tensor._result(np.maximum(self.data, 0), (self,), "relu", lambda g: (g * mask,))
+        return Tensor.record(np.maximum(self.data, 0), (self,), "relu", lambda g: (g * mask,))
 
-``Tensor._result`` (and ``Tensor._binary``, which prepares the second operand of a
-two-input operation: numbers become Tensors, shapes are checked for broadcasting) are the
-engine's internal extension points: every built-in operation in ``tinygrad_mb/tensor.py`` is
-written with them. Their leading underscore says they are not for everyday use, not that they
-are off limits here: extending the engine is exactly what they are for.
+``Tensor.record(data, parents, op, backward)`` is the engine's public extension point: every
+built-in operation is written with it. For a two-input operation, ``tinygrad_mb.checks``
+has the two helpers the built-in ones use: ``as_operand(b, like=a)`` turns a number or array
+into a Tensor, and ``apply_elementwise(op, fn, a, b)`` applies a numpy function with
+broadcasting, raising the engine's error naming ``op`` and both shapes when they do not fit.
+If a backward returns a gradient of the wrong shape, ``backward()`` stops with an error naming
+your op and both shapes.
 
-Write each function below the same way: ONE call to ``Tensor._result`` with the operation's
+Write each function below the same way: ONE call to ``Tensor.record`` with the operation's
 name, not a combination of existing operations. (Composing ``relu`` and friends would give
 the right numbers, but you would not have written a backward, which is the point.)
 
@@ -32,6 +34,7 @@ from __future__ import annotations
 import numpy as np  # noqa: F401  (you will need it)
 
 from tinygrad_mb import Tensor
+from tinygrad_mb.checks import apply_elementwise, as_operand  # noqa: F401  (for maximum)
 from tinygrad_mb.tensor import ArrayLike, unbroadcast  # noqa: F401  (unbroadcast: for maximum)
 
 
@@ -93,8 +96,9 @@ def maximum(a: Tensor, b: ArrayLike) -> Tensor:
         parents are ``a`` and ``b`` (a number or array becomes a constant Tensor).
     """
     raise NotImplementedError(
-        "maximum: your exercise. Start with `b, data = a._binary(b, 'maximum', np.maximum)`: it "
-        "turns numbers into Tensors and raises the engine's broadcasting error. Backward: a gets "
+        "maximum: your exercise. Start with `b = as_operand(b, like=a)` and "
+        "`data = apply_elementwise('maximum', np.maximum, a, b)` (from tinygrad_mb.checks): numbers "
+        "become Tensors and shapes that do not broadcast raise the engine's error. Backward: a gets "
         "g where a > b, b gets g where b > a, each gets g/2 where they tie; reduce each back to "
         "its own shape with unbroadcast (a broadcast input was copied, so its copies' gradients add)."
     )

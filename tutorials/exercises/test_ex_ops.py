@@ -46,7 +46,7 @@ def test_leaky_relu_is_one_operation_named_leaky_relu(my_ops: ModuleType) -> Non
     out = my_ops.leaky_relu(x)
     assert is_one_operation(out, "leaky_relu", x), (
         f"expected one 'leaky_relu' node whose only parent is x; got op {out.op!r} with "
-        f"{len(out.parents)} parent(s). Use Tensor._result, not a combination of existing ops."
+        f"{len(out.parents)} parent(s). Use Tensor.record, not a combination of existing ops."
     )
 
 
@@ -130,7 +130,7 @@ def test_logsumexp_is_one_operation_named_logsumexp(my_ops: ModuleType) -> None:
     x = Tensor(np.zeros((2, 3)), requires_grad=True)
     out = my_ops.logsumexp(x)
     assert is_one_operation(out, "logsumexp", x), (
-        f"expected one 'logsumexp' node whose only parent is x; got op {out.op!r}. Use Tensor._result."
+        f"expected one 'logsumexp' node whose only parent is x; got op {out.op!r}. Use Tensor.record."
     )
 
 

@@ -5,6 +5,7 @@ from __future__ import annotations
 import numpy as np
 
 from tinygrad_mb import Tensor
+from tinygrad_mb.checks import apply_elementwise, as_operand
 from tinygrad_mb.tensor import ArrayLike, unbroadcast
 
 
@@ -13,7 +14,7 @@ def leaky_relu(x: Tensor, slope: float = 0.01) -> Tensor:
     positive = x.data > 0
     local = np.where(positive, 1.0, slope)  # the derivative; at x = 0 the subgradient slope is used
     data = np.where(positive, x.data, slope * x.data).astype(x.dtype, copy=False)
-    return Tensor._result(data, (x,), "leaky_relu", lambda g: (g * local,))
+    return Tensor.record(data, (x,), "leaky_relu", lambda g: (g * local,))
 
 
 def logsumexp(x: Tensor, axis: int = -1, keepdims: bool = False) -> Tensor:
@@ -29,12 +30,13 @@ def logsumexp(x: Tensor, axis: int = -1, keepdims: bool = False) -> Tensor:
         return (g * softmax,)
 
     data = out if keepdims else np.squeeze(out, axis=axis)
-    return Tensor._result(data, (x,), "logsumexp", backward)
+    return Tensor.record(data, (x,), "logsumexp", backward)
 
 
 def maximum(a: Tensor, b: ArrayLike) -> Tensor:
     """The elementwise larger of ``a`` and ``b``, with numpy broadcasting."""
-    b, data = a._binary(b, "maximum", np.maximum)
+    b = as_operand(b, like=a)
+    data = apply_elementwise("maximum", np.maximum, a, b)
     a_data, b_data = a.data, b.data
 
     def backward(g):
@@ -42,4 +44,4 @@ def maximum(a: Tensor, b: ArrayLike) -> Tensor:
         share_a = (a_data > b_data) + 0.5 * (a_data == b_data)
         return unbroadcast(g * share_a, a_data.shape), unbroadcast(g * (1 - share_a), b_data.shape)
 
-    return Tensor._result(data, (a, b), "maximum", backward)
+    return Tensor.record(data, (a, b), "maximum", backward)
