@@ -1,9 +1,21 @@
-"""Optimizers: turn the gradients left in ``.grad`` into an update of the parameters."""
+"""Optimizers: turn the gradients left in ``.grad`` into an update of the parameters.
+
+An optimizer is three things: a list of parameters, a few hyperparameters (``lr``, ...) and,
+for each parameter, some state that carries over from one step to the next (SGD's velocity,
+Adam's running moments). ``step()`` runs the update rule, ``update(i, p, grad)``, on every
+parameter that has a gradient. ``state_dict()`` returns the hyperparameters and state as plain
+data, so that a checkpoint can save them and ``load_state_dict`` can resume bit for bit.
+
+The checks (parameters, hyperparameters, gradient shapes, saved state) live at the end of the
+file. Each runs before anything changes, so an error never leaves half a step behind.
+"""
 
 from __future__ import annotations
 
+import math
 import numbers
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
+from typing import Any, ClassVar
 
 import numpy as np
 
@@ -11,22 +23,36 @@ from .tensor import Tensor
 
 
 class Optimizer:
-    """Holds a list of parameters; ``step()`` updates them from their ``.grad``."""
+    """Holds a list of parameters; ``step()`` updates each one that has a ``.grad``.
 
-    def __init__(self, params: Iterable[Tensor], lr: float):
-        self.params = list(params)
-        name = type(self).__name__
-        if not self.params:
-            raise ValueError(f"{name}: got an empty parameter list; pass model.parameters()")
-        for i, p in enumerate(self.params):
-            if not isinstance(p, Tensor) or not p.requires_grad:
-                raise ValueError(
-                    f"{name}: parameter {i} is not a Tensor with requires_grad=True; "
-                    f"pass model.parameters()"
-                )
-        if isinstance(lr, bool) or not isinstance(lr, numbers.Real) or not (np.isfinite(lr) and lr > 0):
-            raise ValueError(f"{name}: lr must be a positive number, got {lr!r}")
-        self.lr: float = float(lr)
+    To write an optimizer, subclass this and give:
+
+    - ``hyperparameter_rules``: each hyperparameter's name and the range it must lie in:
+      ``"> 0"``, ``">= 0"``, ``"in [0, 1)"`` or ``"pair in [0, 1)"``. Each is an attribute of
+      the optimizer; change one between steps (a learning-rate schedule sets ``lr``) and
+      ``step()`` checks it again.
+    - ``state_kinds``: the name of each attribute that holds one entry per parameter, and what
+      an entry is: ``"array"`` (shaped like the parameter), ``"array >= 0"``, ``"array or None"``
+      (None until the parameter's first step) or ``"count"`` (a whole number of steps).
+    - ``update(i, p, grad)``: the update rule for parameter ``i``.
+
+    ``state_dict()`` is ``{"kind": class name, "hyperparameters": {name: float or [floats]},
+    "state": {name: [one entry per parameter: a copied numpy array, or None]}}``; counts are
+    0-d int64 arrays.
+    """
+
+    hyperparameter_rules: ClassVar[dict[str, str]] = {"lr": "> 0"}
+    state_kinds: ClassVar[dict[str, str]] = {}
+    lr: float
+
+    def __init__(self, params: Iterable[Tensor], lr: float, **hyperparameters: Any):
+        where = type(self).__name__
+        self.params: list[Tensor] = _check_parameters(where, params)
+        values = {"lr": lr, **hyperparameters}
+        checked = {name: _check_hyperparameter(where, name, self.hyperparameter_rules[name], value)
+                   for name, value in values.items()}
+        for name, value in checked.items():
+            setattr(self, name, value)
 
     def zero_grad(self) -> None:
         """Forget the gradients: backward adds into .grad, so clear it before each step's pass."""
@@ -34,7 +60,40 @@ class Optimizer:
             p.grad = None
 
     def step(self) -> None:
-        raise NotImplementedError
+        """Update every parameter whose .grad is set; those without one (and their state) are left alone."""
+        _check_step(self)
+        for i, p in enumerate(self.params):
+            if p.grad is not None:
+                self.update(i, p, p.grad)
+
+    def update(self, i: int, p: Tensor, grad: np.ndarray) -> None:
+        """Change ``p.data`` (parameter ``i`` of the list) in place, given its gradient."""
+        raise NotImplementedError(f"{type(self).__name__}: an optimizer must define update(i, p, grad)")
+
+    # ------------------------------------------------------------------ saving and resuming
+    def state_dict(self) -> dict[str, Any]:
+        """The hyperparameters and per-parameter state as plain data (copies; see the class docstring)."""
+        where = type(self).__name__
+        return {
+            "kind": where,
+            "hyperparameters": {name: _plain(_check_hyperparameter(where, name, rule, getattr(self, name)))
+                                for name, rule in self.hyperparameter_rules.items()},
+            "state": {name: [_copy_entry(entry, kind) for entry in getattr(self, name)]
+                      for name, kind in self.state_kinds.items()},
+        }
+
+    def check_state_dict(self, state: dict[str, Any]) -> None:
+        """Raise ValueError (TypeError for a wrong type) if ``state`` cannot be loaded here; change nothing."""
+        _check_state_dict(self, state)
+
+    def load_state_dict(self, state: dict[str, Any]) -> None:
+        """Check ``state``, then take its hyperparameters and a copy of its state, in each parameter's dtype."""
+        self.check_state_dict(state)
+        where = type(self).__name__
+        for name, rule in self.hyperparameter_rules.items():
+            setattr(self, name, _check_hyperparameter(where, name, rule, state["hyperparameters"][name]))
+        for name, kind in self.state_kinds.items():
+            setattr(self, name, [_restore_entry(entry, kind, p) for entry, p in zip(state["state"][name], self.params)])
 
 
 class SGD(Optimizer):
@@ -42,28 +101,29 @@ class SGD(Optimizer):
 
     With momentum 0 this is the plain step p ← p − lr · ∇p. Parameters whose .grad is None
     (not reached by the last backward pass) are left alone.
+
+    State: ``velocity``, one entry per parameter, None until the parameter's first step with
+    momentum; ``state_dict()["state"] == {"velocity": [array or None, ...]}``.
     """
+
+    hyperparameter_rules: ClassVar[dict[str, str]] = {"lr": "> 0", "momentum": "in [0, 1)", "weight_decay": ">= 0"}
+    state_kinds: ClassVar[dict[str, str]] = {"velocity": "array or None"}
+    momentum: float
+    weight_decay: float
 
     def __init__(self, params: Iterable[Tensor], lr: float, momentum: float = 0.0,
                  weight_decay: float = 0.0):
-        super().__init__(params, lr)
-        if not 0.0 <= momentum < 1.0:
-            raise ValueError(f"SGD: momentum must be in [0, 1), got {momentum!r}")
-        if weight_decay < 0.0:
-            raise ValueError(f"SGD: weight_decay must be non-negative, got {weight_decay!r}")
-        self.momentum, self.weight_decay = float(momentum), float(weight_decay)
+        super().__init__(params, lr, momentum=momentum, weight_decay=weight_decay)
         self.velocity: list[np.ndarray | None] = [None] * len(self.params)
 
-    def step(self) -> None:
-        for i, p in enumerate(self.params):
-            if p.grad is None:
-                continue
-            g = p.grad + self.weight_decay * p.data if self.weight_decay else p.grad
-            if self.momentum:
-                v = self.velocity[i]
-                # the first step starts the velocity at the gradient (as PyTorch does)
-                g = self.velocity[i] = g.copy() if v is None else self.momentum * v + g
-            p.data -= self.lr * g
+    def update(self, i: int, p: Tensor, grad: np.ndarray) -> None:
+        g = grad + self.weight_decay * p.data if self.weight_decay else grad
+        if self.momentum:
+            v = self.velocity[i]
+            # the first step starts the velocity at the gradient (as PyTorch does); the copy
+            # keeps a later in-place change to .grad out of the velocity
+            g = self.velocity[i] = g.copy() if v is None else self.momentum * v + g
+        p.data -= self.lr * g
 
 
 class Adam(Optimizer):
@@ -71,31 +131,177 @@ class Adam(Optimizer):
 
     m ← β1·m + (1−β1)·g,  v ← β2·v + (1−β2)·g²,  p ← p − lr · m̂ / (√v̂ + eps),
     where m̂ = m/(1−β1^t) and v̂ = v/(1−β2^t) undo the bias of starting m and v at zero.
+
+    t counts the steps *this parameter* has taken, as in PyTorch: a parameter that gets its
+    first gradient at the optimizer's 3rd step takes a bias-corrected first step (t = 1), and
+    a parameter whose .grad is None is skipped without advancing its t.
+
+    State: ``m`` and ``v`` (arrays shaped like each parameter, zero before its first step) and
+    ``steps`` (each parameter's t); ``state_dict()["state"] == {"m": [...], "v": [...],
+    "steps": [np.array(t, dtype=np.int64), ...]}``.
     """
+
+    hyperparameter_rules: ClassVar[dict[str, str]] = {"lr": "> 0", "betas": "pair in [0, 1)", "eps": "> 0"}
+    state_kinds: ClassVar[dict[str, str]] = {"m": "array", "v": "array >= 0", "steps": "count"}
+    betas: tuple[float, float]
+    eps: float
 
     def __init__(self, params: Iterable[Tensor], lr: float = 1e-3,
                  betas: tuple[float, float] = (0.9, 0.999), eps: float = 1e-8):
-        super().__init__(params, lr)
-        b1, b2 = betas
-        if not (0.0 <= b1 < 1.0 and 0.0 <= b2 < 1.0):
-            raise ValueError(f"Adam: betas must each be in [0, 1), got {betas!r}")
-        if not eps > 0:
-            raise ValueError(f"Adam: eps must be positive, got {eps!r}")
-        self.betas, self.eps = (float(b1), float(b2)), float(eps)
-        self.t = 0
+        super().__init__(params, lr, betas=betas, eps=eps)
         self.m = [np.zeros_like(p.data) for p in self.params]
         self.v = [np.zeros_like(p.data) for p in self.params]
+        self.steps = [0] * len(self.params)
 
-    def step(self) -> None:
-        self.t += 1
+    def update(self, i: int, p: Tensor, grad: np.ndarray) -> None:
         b1, b2 = self.betas
-        for p, m, v in zip(self.params, self.m, self.v):
-            if p.grad is None:
-                continue
-            m *= b1
-            m += (1 - b1) * p.grad
-            v *= b2
-            v += (1 - b2) * p.grad**2
-            m_hat = m / (1 - b1**self.t)
-            v_hat = v / (1 - b2**self.t)
-            p.data -= self.lr * m_hat / (np.sqrt(v_hat) + self.eps)
+        m, v = self.m[i], self.v[i]
+        self.steps[i] += 1
+        t = self.steps[i]
+        m *= b1
+        m += (1 - b1) * grad
+        v *= b2
+        v += (1 - b2) * grad**2
+        m_hat = m / (1 - b1**t)
+        v_hat = v / (1 - b2**t)
+        p.data -= self.lr * m_hat / (np.sqrt(v_hat) + self.eps)
+
+
+# ------------------------------------------------------------------------------ checks
+def _label(i: int, p: Tensor) -> str:
+    """How errors name a parameter: its index in the list, and its name if it has one."""
+    return f"parameter {i} ({p.name!r})" if p.name else f"parameter {i}"
+
+
+def _check_parameters(where: str, params: Iterable[Tensor]) -> list[Tensor]:
+    if isinstance(params, Tensor):
+        raise TypeError(f"{where}: got a single Tensor; pass a list of parameters, e.g. model.parameters()")
+    params = list(params)
+    if not params:
+        raise ValueError(f"{where}: got an empty parameter list; pass model.parameters()")
+    first_index: dict[int, int] = {}
+    for i, p in enumerate(params):
+        if not isinstance(p, Tensor) or not p.requires_grad:
+            raise ValueError(f"{where}: parameter {i} is not a Tensor with requires_grad=True; "
+                             f"pass model.parameters()")
+        if id(p) in first_index:
+            raise ValueError(f"{where}: {_label(i, p)} is the same tensor as parameter {first_index[id(p)]}; "
+                             f"a parameter listed twice would be stepped twice. List each once "
+                             f"(model.parameters() does).")
+        first_index[id(p)] = i
+    return params
+
+
+# a rule's name -> (how an error describes it, the test a number must pass)
+_RANGES: dict[str, tuple[str, Callable[[float], bool]]] = {
+    "> 0": ("a positive number", lambda x: x > 0),
+    ">= 0": ("a non-negative number", lambda x: x >= 0),
+    "in [0, 1)": ("a number in [0, 1)", lambda x: 0 <= x < 1),
+}
+
+
+def _check_hyperparameter(where: str, name: str, rule: str, value: Any) -> Any:
+    """``value`` as a float (a tuple of floats for a pair), or ValueError naming ``name``."""
+    if rule.startswith("pair "):
+        if not isinstance(value, (tuple, list)) or len(value) != 2:
+            raise ValueError(f"{where}: {name} must be a pair of numbers {rule[5:]}, got {value!r}")
+        return tuple(_check_hyperparameter(where, f"{name}[{k}]", rule[5:], x) for k, x in enumerate(value))
+    description, holds = _RANGES[rule]
+    if isinstance(value, (bool, np.bool_)) or not isinstance(value, numbers.Real):
+        raise ValueError(f"{where}: {name} must be {description}, got {value!r} of type "
+                         f"{type(value).__name__}; pass a Python float")
+    number = float(value)
+    if not (math.isfinite(number) and holds(number)):
+        raise ValueError(f"{where}: {name} must be {description}, got {value!r}")
+    return number
+
+
+def _plain(value: float | tuple[float, ...]) -> float | list[float]:
+    """A checked hyperparameter as JSON-ready data: a pair becomes a list."""
+    return list(value) if isinstance(value, tuple) else value
+
+
+def _check_step(optimizer: Optimizer) -> None:
+    """Everything ``step()`` needs, checked before its first parameter changes."""
+    where = f"{type(optimizer).__name__}.step"
+    for name, rule in optimizer.hyperparameter_rules.items():  # a schedule may have set a bad lr
+        _check_hyperparameter(where, name, rule, getattr(optimizer, name))
+    for i, p in enumerate(optimizer.params):
+        g = p.grad
+        if g is None:
+            continue
+        # non-finite values are the trainer's concern; here only what would break the update
+        if not isinstance(g, np.ndarray) or g.shape != p.data.shape:
+            got = f"a .grad of shape {g.shape}" if isinstance(g, np.ndarray) else f"a .grad of type {type(g).__name__}"
+            raise ValueError(f"{where}: {_label(i, p)} has {got} but the parameter has shape {p.data.shape}; "
+                             f".grad must be an array of its parameter's shape (backward makes one; check code "
+                             f"that sets .grad by hand). No parameter was changed.")
+
+
+def _copy_entry(entry: Any, kind: str) -> np.ndarray | None:
+    if entry is None:
+        return None
+    return np.array(entry, dtype=np.int64) if kind == "count" else np.array(entry)
+
+
+def _restore_entry(entry: Any, kind: str, p: Tensor) -> Any:
+    if entry is None:
+        return None
+    return int(entry) if kind == "count" else np.array(entry, dtype=p.data.dtype)
+
+
+def _check_state_dict(optimizer: Optimizer, state: Any) -> None:
+    where = type(optimizer).__name__
+    if not isinstance(state, dict):
+        raise TypeError(f"{where}: an optimizer state must be a dict from state_dict(), got {type(state).__name__}")
+    _check_names(where, "the state dict", set(state), {"kind", "hyperparameters", "state"})
+    if state["kind"] != where:
+        raise ValueError(f"{where}: the state was saved from a {state['kind']!r} optimizer, not {where!r}; build "
+                         f"the optimizer the checkpoint was saved with")
+    for part, expected in (("hyperparameters", optimizer.hyperparameter_rules), ("state", optimizer.state_kinds)):
+        if not isinstance(state[part], dict):
+            raise TypeError(f"{where}: state[{part!r}] must be a dict, got {type(state[part]).__name__}")
+        _check_names(where, f"state[{part!r}]", set(state[part]), set(expected))
+    for name, rule in optimizer.hyperparameter_rules.items():
+        _check_hyperparameter(where, name, rule, state["hyperparameters"][name])
+    n = len(optimizer.params)
+    for name, kind in optimizer.state_kinds.items():
+        entries = state["state"][name]
+        if not isinstance(entries, (list, tuple)):
+            raise TypeError(f"{where}: optimizer state {name!r} must be a list with one entry per parameter, "
+                            f"got {type(entries).__name__}")
+        if len(entries) != n:
+            raise ValueError(f"{where}: optimizer state {name!r} has {len(entries)} entries but this optimizer "
+                             f"has {n} parameters; the checkpoint was saved from a different model")
+        for i, (entry, p) in enumerate(zip(entries, optimizer.params)):
+            _check_entry(f"{where}: optimizer state {name!r} of {_label(i, p)}", kind, entry, p)
+
+
+def _check_names(where: str, what: str, got: set[str], expected: set[str]) -> None:
+    if got != expected:
+        raise ValueError(f"{where}: {what} has keys {sorted(got)} but {where} expects {sorted(expected)}; "
+                         f"the checkpoint was saved from a different optimizer or format")
+
+
+def _check_entry(at: str, kind: str, entry: Any, p: Tensor) -> None:
+    """One parameter's saved state: a whole number of steps, or a finite float array of its shape."""
+    if kind == "count":
+        # a Python or numpy integer, or a 0-d integer array (bools have dtype kind "b")
+        integral = isinstance(entry, (int, np.integer, np.ndarray)) and np.asarray(entry).dtype.kind in "iu"
+        if not integral or np.ndim(entry) != 0:
+            raise TypeError(f"{at} must be a whole number of steps, got {entry!r}")
+        if int(entry) < 0:
+            raise ValueError(f"{at} must be a non-negative number of steps, got {int(entry)}")
+        return
+    if entry is None and kind == "array or None":
+        return
+    if not isinstance(entry, np.ndarray) or entry.dtype.kind != "f":
+        got = f"dtype {entry.dtype}" if isinstance(entry, np.ndarray) else f"type {type(entry).__name__}"
+        raise TypeError(f"{at} must be a float numpy array of shape {p.data.shape}, got {got}")
+    if entry.shape != p.data.shape:
+        raise ValueError(f"{at} has shape {entry.shape} but the parameter has shape {p.data.shape}; "
+                         f"the checkpoint was saved from a different model")
+    if not np.all(np.isfinite(entry)):
+        raise ValueError(f"{at} holds non-finite values (nan or inf); the saved run diverged or the file is damaged")
+    if kind == "array >= 0" and np.any(entry < 0):
+        raise ValueError(f"{at} holds negative values, but it is a running mean of squares; the file is damaged")
