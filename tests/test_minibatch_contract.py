@@ -233,17 +233,27 @@ def test_per_sample_gradients_refuses_layers_it_cannot_vectorise(model: nn.Modul
     assert_untouched(params, values, grads)
 
 
-@pytest.mark.parametrize("loss_fn", [
-    lambda pred, target: nn.mse_loss(pred, target),
-    functools.partial(nn.mse_loss, reduction="sum"),
+@pytest.mark.parametrize("loss_fn, error, fragment", [
+    (lambda pred, target: nn.mse_loss(pred, target), TypeError, r"loss_fn must be one of this library's losses"),
+    (functools.partial(nn.mse_loss, reduction="sum"), ValueError, r"reduces the samples' losses with 'sum'"),
 ], ids=["a wrapper function", "sum reduction"])
-def test_per_sample_gradients_refuses_losses_it_cannot_split_per_sample(loss_fn: Any) -> None:
+def test_per_sample_gradients_refuses_losses_it_cannot_split_per_sample(loss_fn: Any, error: type,
+                                                                        fragment: str) -> None:
     problem = problem_for("mse")
     params = problem.model.parameters()
     values, grads = [p.data.copy() for p in params], fill_grads(params)
-    with pytest.raises(TypeError, match=r"loss_fn must be nn.mse_loss or nn.cross_entropy"):
+    with pytest.raises(error, match=fragment):
         minibatch.per_sample_gradients(problem.model, loss_fn, problem.X, problem.y)
     assert_untouched(params, values, grads)
+
+
+def test_per_sample_gradients_accepts_a_partial_of_a_known_mean_loss() -> None:
+    problem = problem_for("mse")
+    direct = minibatch.per_sample_gradients(problem.model, nn.mse_loss, problem.X, problem.y)
+    via_partial = minibatch.per_sample_gradients(problem.model, functools.partial(nn.mse_loss, reduction="mean"),
+                                                 problem.X, problem.y)
+    for a, b in zip(direct, via_partial):
+        np.testing.assert_array_equal(a, b)
 
 
 @pytest.mark.parametrize("name", [name for name, loss in CASES if loss == "cross_entropy"])

@@ -386,7 +386,7 @@ def test_an_optimizer_over_another_models_parameters_is_refused() -> None:
     (lambda X, y: {"batch_size": 0}, r"batch_size must be a whole number >= 1, got 0"),
     (lambda X, y: {"batch_size": 2.5}, r"batch_size must be a whole number >= 1, got 2.5"),
     (lambda X, y: {"batch_size": True}, r"batch_size must be a whole number >= 1, got True"),
-    (lambda X, y: {"epochs": -1}, r"epochs must be >= 0, got -1"),
+    (lambda X, y: {"epochs": -1}, r"epochs must be a whole number >= 0, got -1"),
     (lambda X, y: {"validation": (X, y[:-1])}, r"Trainer.fit \(validation\): X holds 23 samples .* but y holds 22"),
     (lambda X, y: {"validation": (X[:, :1], y)}, r"validation samples have shape \(1,\) but training samples \(2,\)"),
 ], ids=["lengths differ", "empty", "batch_size 0", "batch_size 2.5", "batch_size True", "epochs -1",

@@ -31,7 +31,7 @@ from .checks import shape_str
 from .grad_mode import grads_put_back, no_grad
 from .tensor import Tensor
 
-LossFn = Callable[[Tensor, Any], Tensor]
+LossFn = nn.LossFn
 
 ERROR_FIRST_VARIANTS = ("mean_input", "last_sample", "loss_as_gradient", "mean_residual")
 
@@ -70,6 +70,38 @@ def check_batch(model: nn.Module, X: Any, y: Any, op: str) -> tuple[np.ndarray, 
     return X, y, params
 
 
+def check_loss_fn(loss_fn: Any, op: str) -> nn.LossInfo:
+    """Refuse a loss that does not average over the batch: every strategy needs the mean.
+
+    The strategies compute ∇ of the batch mean L_B = (1/B) Σ_i ℓ_i. With a summed loss they
+    would silently disagree (``batched_mean`` B times too large, ``per_sample_average`` right,
+    ``accumulated`` in between), which is exactly the confusion this module exists to dispel.
+    """
+    if not callable(loss_fn):
+        raise TypeError(f"{op}: loss_fn must be a function loss_fn(pred, target), got {type(loss_fn).__name__}")
+    info = nn.loss_info(loss_fn)
+    if info.reduction != "mean":
+        raise ValueError(
+            f"{op}: loss_fn reduces the samples' losses with {info.reduction!r}, but every strategy "
+            f"computes the gradient of the batch MEAN loss (1/B) Σ_i ℓ_i and needs loss_fn to return "
+            f"the mean over the samples it is given (reduction='mean', the default). With 'sum' the "
+            f"strategies would silently disagree. For the gradient of a sum over a data set, scale the "
+            f"mean's gradient by the number of samples."
+        )
+    return info
+
+
+def scalar_loss(value: Any, op: str) -> Tensor:
+    """What loss_fn returned, checked: a Tensor holding one number."""
+    if not isinstance(value, Tensor) or value.size != 1:
+        got = f"a Tensor of shape {shape_str(value.shape)}" if isinstance(value, Tensor) else type(value).__name__
+        raise TypeError(
+            f"{op}: loss_fn must return a Tensor holding one number (the mean loss), got {got}; "
+            f"build the loss from Tensor operations (a Python float carries no graph to backpropagate)."
+        )
+    return value
+
+
 def _collect(params: list[Tensor], loss: float, scale: float = 1.0) -> Gradients:
     """Scale each .grad (a parameter the loss never reached gets zeros) and return copies."""
     grads = []
@@ -100,11 +132,12 @@ def per_sample_average(model: nn.Module, loss_fn: LossFn, X: Any, y: Any) -> Gra
     memory is that of a single sample, whatever B is.
     """
     X, y, params = check_batch(model, X, y, "per_sample_average")
+    check_loss_fn(loss_fn, "per_sample_average")
     B = len(X)
     total = 0.0
     with grads_put_back(params, on_success=False):
         for i in range(B):
-            loss_i = loss_fn(model(Tensor(X[i:i + 1])), y[i:i + 1])
+            loss_i = scalar_loss(loss_fn(model(Tensor(X[i:i + 1])), y[i:i + 1]), "per_sample_average")
             loss_i.backward()
             total += loss_i.item()
         return _collect(params, total / B, scale=1.0 / B)
@@ -117,8 +150,9 @@ def batched_mean(model: nn.Module, loss_fn: LossFn, X: Any, y: Any) -> Gradients
     sample's branch 1/B of the upstream gradient; vectorised, which is why it is fast.
     """
     X, y, params = check_batch(model, X, y, "batched_mean")
+    check_loss_fn(loss_fn, "batched_mean")
     with grads_put_back(params, on_success=False):
-        loss = loss_fn(model(Tensor(X)), y)
+        loss = scalar_loss(loss_fn(model(Tensor(X)), y), "batched_mean")
         loss.backward()
         return _collect(params, loss.item())
 
@@ -131,13 +165,14 @@ def accumulated(model: nn.Module, loss_fn: LossFn, X: Any, y: Any, micro_batch: 
     is the same arithmetic with shards instead of chunks.)
     """
     X, y, params = check_batch(model, X, y, "accumulated")
+    check_loss_fn(loss_fn, "accumulated")
     m = check_micro_batch(micro_batch, "accumulated")
     B = len(X)
     total = 0.0
     with grads_put_back(params, on_success=False):
         for c in _chunks(B, m):
             weight = (c.stop - c.start) / B
-            chunk_loss = loss_fn(model(Tensor(X[c])), y[c]) * weight
+            chunk_loss = scalar_loss(loss_fn(model(Tensor(X[c])), y[c]), "accumulated") * weight
             chunk_loss.backward()
             total += chunk_loss.item()
         return _collect(params, total)
@@ -152,12 +187,13 @@ def naive_accumulated(model: nn.Module, loss_fn: LossFn, X: Any, y: Any, micro_b
     samples too much weight. Kept for teaching; use ``accumulated``.
     """
     X, y, params = check_batch(model, X, y, "naive_accumulated")
+    check_loss_fn(loss_fn, "naive_accumulated")
     m = check_micro_batch(micro_batch, "naive_accumulated")
     chunks = _chunks(len(X), m)
     total = 0.0
     with grads_put_back(params, on_success=False):
         for c in chunks:
-            chunk_loss = loss_fn(model(Tensor(X[c])), y[c])
+            chunk_loss = scalar_loss(loss_fn(model(Tensor(X[c])), y[c]), "naive_accumulated")
             (chunk_loss / len(chunks)).backward()
             total += chunk_loss.item() * (c.stop - c.start)
         return _collect(params, total / len(X))
@@ -210,10 +246,11 @@ def per_sample_gradients(model: nn.Module, loss_fn: LossFn, X: Any, y: Any) -> G
     Afterwards each parameter's .grad is the mean over the batch: the batched gradient.
     """
     X, y, params = check_batch(model, X, y, "per_sample_gradients")
-    if loss_fn not in (nn.mse_loss, nn.cross_entropy):
+    if check_loss_fn(loss_fn, "per_sample_gradients").kind is None:
         raise TypeError(
-            f"per_sample_gradients: loss_fn must be nn.mse_loss or nn.cross_entropy (mean "
-            f"reduction), whose loss is an average of per-sample terms; got {loss_fn!r}. "
+            f"per_sample_gradients: loss_fn must be one of this library's losses (nn.mse_loss, "
+            f"nn.cross_entropy, or a functools.partial of one), whose loss is an average of "
+            f"independent per-sample terms; got {loss_fn!r}, which might mix samples. "
             f"For another loss, loop over samples with batched_mean on X[i:i+1]."
         )
     layers = _per_sample_layers(model)
@@ -226,7 +263,7 @@ def per_sample_gradients(model: nn.Module, loss_fn: LossFn, X: Any, y: Any) -> G
             if isinstance(layer, nn.Linear):
                 linear_records.append((layer, h, out))
             h = out
-        loss = loss_fn(h, y)
+        loss = scalar_loss(loss_fn(h, y), "per_sample_gradients")
         loss.backward()
 
         # Only now allocate: each (B, *shape) array is written once, straight from the products.
@@ -276,7 +313,7 @@ def error_first(model: nn.Module, loss_fn: LossFn, X: Any, y: Any, variant: str 
     with grads_put_back(params, on_success=False):
         error_first_backward(model, loss_fn, X, y, variant)
         with no_grad():
-            true_loss = loss_fn(model(Tensor(X)), y).item()
+            true_loss = scalar_loss(loss_fn(model(Tensor(X)), y), "error_first").item()
         return _collect(params, true_loss)
 
 
@@ -284,7 +321,8 @@ def check_variant(variant: str, loss_fn: LossFn, op: str) -> None:
     """Refuse an unknown error-first variant, or ``mean_residual`` without squared error."""
     if variant not in ERROR_FIRST_VARIANTS:
         raise ValueError(f"{op}: unknown variant {variant!r}; choose one of {list(ERROR_FIRST_VARIANTS)}")
-    if variant == "mean_residual" and loss_fn is not nn.mse_loss:
+    info = check_loss_fn(loss_fn, op)
+    if variant == "mean_residual" and info.kind != "squared_error":
         raise ValueError(
             f"{op}: variant 'mean_residual' averages residuals ŷ − y, which only squared "
             f"error has; it needs loss_fn=nn.mse_loss, got {loss_fn!r}."
@@ -300,7 +338,7 @@ def mean_output_error(model: nn.Module, loss_fn: LossFn, X: np.ndarray, y: np.nd
     with no_grad():
         batch_pred = model(Tensor(X))
     pred = Tensor(batch_pred.data, requires_grad=True)
-    loss_fn(pred, y).backward()
+    scalar_loss(loss_fn(pred, y), "error_first").backward()
     assert pred.grad is not None
     return pred.grad.sum(axis=0, keepdims=True)
 

@@ -11,7 +11,9 @@ sample, and ``Linear``'s weight has shape (in_features, out_features).
 
 from __future__ import annotations
 
-from collections.abc import Iterator
+import functools
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass
 from typing import Any
 
 import numpy as np
@@ -251,6 +253,55 @@ class MLP(Sequential):
 
 # ------------------------------------------------------------------------------ losses
 REDUCTIONS = ("mean", "sum", "none")
+LossFn = Callable[[Tensor, Any], Tensor]  # loss_fn(pred, target) -> a scalar Tensor
+
+
+@dataclass(frozen=True)
+class LossInfo:
+    """What the strategies and the trainer read off a loss function (see ``loss_info``).
+
+    Attributes:
+        kind: "squared_error" or "cross_entropy" for this module's losses (each sample's
+            loss depends on that sample alone), None for a function the library does not know.
+        reduction: how the samples' losses are combined: "mean", "sum" or "none" (assumed
+            "mean" for an unknown function: that is the strategies' contract).
+        classification: whether predictions are class scores and targets class ids, so that
+            accuracy applies; None when unknown (the trainer then looks at the targets).
+    """
+
+    kind: str | None
+    reduction: str
+    classification: bool | None
+
+
+def per_sample_loss(kind: str, classification: bool) -> Callable[[Callable[..., Tensor]], Callable[..., Tensor]]:
+    """Mark a loss function whose sample losses are independent and that takes ``reduction=``."""
+    def mark(fn: Callable[..., Tensor]) -> Callable[..., Tensor]:
+        fn.loss_kind = (kind, classification)  # type: ignore[attr-defined]
+        return fn
+    return mark
+
+
+def loss_info(loss_fn: Any) -> LossInfo:
+    """Describe ``loss_fn``: this module's losses, also through ``functools.partial``, or unknown.
+
+    ``partial(nn.cross_entropy, reduction="sum")`` is known to sum; a function of your own is
+    unknown, assumed to follow the contract (a mean over the samples it is given).
+    """
+    keywords: dict[str, Any] = {}
+    while isinstance(loss_fn, functools.partial):  # partial(partial(f, a=1), b=2) too
+        keywords = {**loss_fn.keywords, **keywords}
+        loss_fn = loss_fn.func
+    marked = getattr(loss_fn, "loss_kind", None)
+    if marked is None:
+        return LossInfo(kind=None, reduction="mean", classification=None)
+    kind, classification = marked
+    return LossInfo(kind=kind, reduction=keywords.get("reduction", "mean"), classification=classification)
+
+
+def as_prediction(pred: Any, op: str) -> Tensor:
+    """A loss's first argument as a Tensor: a numpy array is data (no gradient flows into it)."""
+    return pred if isinstance(pred, Tensor) else Tensor(as_float_array(pred, op))
 
 
 def _reduce(per_sample: Tensor, reduction: str) -> Tensor:
@@ -262,6 +313,7 @@ def _reduce(per_sample: Tensor, reduction: str) -> Tensor:
     return per_sample  # "none"
 
 
+@per_sample_loss("squared_error", classification=False)
 def mse_loss(pred: Tensor, target: ArrayLike, reduction: str = "mean") -> Tensor:
     """Squared error. Sample i's loss is the mean over its outputs of (pred - target)².
 
@@ -274,6 +326,7 @@ def mse_loss(pred: Tensor, target: ArrayLike, reduction: str = "mean") -> Tensor
     """
     if reduction not in REDUCTIONS:
         raise ValueError(f"mse_loss: unknown reduction {reduction!r}; choose one of {list(REDUCTIONS)}")
+    pred = as_prediction(pred, "mse_loss")
     if not isinstance(target, Tensor):  # data: take pred's dtype, so float32 stays float32
         target = Tensor(as_float_array(target, "mse_loss").astype(pred.dtype, copy=False))
     if pred.shape != target.shape:
@@ -321,6 +374,7 @@ def class_labels(labels: ArrayLike, num_classes: int, batch: int, op: str) -> np
     return ids
 
 
+@per_sample_loss("cross_entropy", classification=True)
 def cross_entropy(logits: Tensor, labels: ArrayLike, reduction: str = "mean") -> Tensor:
     """Softmax cross-entropy. Sample i's loss is -log softmax(logits_i)[labels_i].
 
@@ -331,6 +385,7 @@ def cross_entropy(logits: Tensor, labels: ArrayLike, reduction: str = "mean") ->
     """
     if reduction not in REDUCTIONS:
         raise ValueError(f"cross_entropy: unknown reduction {reduction!r}; choose one of {list(REDUCTIONS)}")
+    logits = as_prediction(logits, "cross_entropy")
     if logits.ndim != 2:
         raise ValueError(
             f"cross_entropy: logits must have shape (batch, classes), got {shape_str(logits.shape)}; "

@@ -44,8 +44,7 @@ class Tensor:
     """
 
     __slots__ = ("data", "grad", "requires_grad", "name", "_prev", "_op", "_backward", "__weakref__")
-    # Make numpy hand `array + tensor` to Tensor.__radd__ instead of looping over the array.
-    __array_ufunc__ = None
+    __array_ufunc__ = None  # numpy then hands `array + tensor` to Tensor.__radd__ (no elementwise loop)
 
     def __init__(self, data: ArrayLike, requires_grad: bool = False, name: str | None = None):
         data = data.data if isinstance(data, Tensor) else data
@@ -92,21 +91,15 @@ class Tensor:
         second backward call adds only its own share into .grad.
         """
         pending: dict[Tensor, np.ndarray] = {self: seed_gradient(self, grad)}
-        stored: set[int] = set()  # ids of the arrays this pass stored as some tensor's .grad
+        done: list[tuple[Tensor, np.ndarray]] = []  # complete gradients, stored once every rule has run
         for node in reversed(topological_order(self)):
             g = pending.pop(node, None)
             if g is None:  # nothing reached it (every use of it sent None)
                 continue
-            if type(g) is not np.ndarray:  # numpy turns 0-d results into numpy scalars
-                g = np.asarray(g)
-            if node.grad is not None:
-                node.grad = np.asarray(node.grad + g)
-            else:  # ops hand arrays on uncopied; a leaf gets its own (clipping it in place is safe)
-                node.grad = g.copy() if node._backward is None and (id(g) in stored or not g.flags.owndata) else g
-                stored.add(id(node.grad))
+            done.append((node, g if type(g) is np.ndarray else np.asarray(g)))  # numpy makes 0-d scalars
             if node._backward is None:  # a leaf: nothing further to send
                 continue
-            grads = node._backward(g)
+            grads = node._backward(done[-1][1])
             if type(grads) is not tuple or len(grads) != len(node._prev):
                 check_gradients(node, grads)  # one gradient (or None) per parent, or a clear error
             for parent, pg in zip(node._prev, grads):
@@ -117,6 +110,13 @@ class Tensor:
                 if pg.dtype != parent.data.dtype:  # e.g. a float32 tensor times a float64 array
                     pg = pg.astype(parent.data.dtype)
                 pending[parent] = pending[parent] + pg if parent in pending else pg  # used twice: add
+        stored: set[int] = set()  # only now add into .grad: a rule that raised has changed no .grad
+        for node, g in done:
+            if node.grad is not None:
+                node.grad = np.asarray(node.grad + g)
+            else:  # ops hand arrays on uncopied; a leaf gets its own (clipping it in place is safe)
+                node.grad = g.copy() if node._backward is None and (id(g) in stored or not g.flags.owndata) else g
+                stored.add(id(node.grad))
 
     def topological_order(self, every_input: bool = False) -> list[Tensor]:
         """Every tensor this one was computed from, each after all of its inputs; itself last.

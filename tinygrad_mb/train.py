@@ -27,7 +27,20 @@ from .grad_mode import no_grad
 from .optim import Optimizer
 from .tensor import Tensor
 
-LossFn = Callable[[Tensor, Any], Tensor]
+
+def whole_number(value: Any, name: str, minimum: int) -> int:
+    """An integer argument of fit, or an error naming it (2.5, "3" and True are refused)."""
+    if isinstance(value, (bool, np.bool_)) or not isinstance(value, (int, np.integer)) or value < minimum:
+        raise ValueError(f"Trainer.fit: {name} must be a whole number >= {minimum}, got {value!r}")
+    return int(value)
+
+
+def targets_are_class_ids(pred: np.ndarray, y: Any) -> bool:
+    """Whether ``y`` holds one class id per row of the (B, C) scores ``pred``, C >= 2."""
+    y = np.asarray(y)
+    if pred.ndim != 2 or pred.shape[1] < 2 or y.shape != (len(pred),) or y.dtype.kind not in "iuf":
+        return False
+    return bool(np.all((y == np.round(y)) & (y >= 0) & (y < pred.shape[1])))
 
 
 class Trainer:
@@ -46,7 +59,7 @@ class Trainer:
             (written to a temporary file, then renamed, so a crash never leaves half a file).
     """
 
-    def __init__(self, model: nn.Module, loss_fn: LossFn, optimizer: Optimizer,
+    def __init__(self, model: nn.Module, loss_fn: nn.LossFn, optimizer: Optimizer,
                  strategy: str = "batched_mean", micro_batch: int | None = None,
                  variant: str | None = None, progress: bool = True,
                  checkpoint: str | os.PathLike[str] | None = None):
@@ -65,6 +78,9 @@ class Trainer:
                 )
         elif variant is not None:
             raise ValueError(f"Trainer: variant is used only by strategy 'error_first', not {strategy!r}")
+        self.loss_info = minibatch.check_loss_fn(loss_fn, "Trainer")
+        if strategy == "error_first":
+            minibatch.check_variant(variant, loss_fn, "Trainer")  # type: ignore[arg-type]
         model_params = {id(p) for p in model.parameters()}
         if any(id(p) not in model_params for p in optimizer.params):
             raise ValueError("Trainer: the optimizer holds tensors that are not parameters of the model; "
@@ -87,11 +103,19 @@ class Trainer:
         return fn(self.model, self.loss_fn, Xb, yb)
 
     def evaluate(self, X: Any, y: Any) -> dict[str, float]:
-        """Mean loss (and accuracy, for class labels) on a data set, recording no graph."""
+        """Mean loss on a data set, and accuracy where it applies, recording no graph.
+
+        Accuracy applies to a classification loss (``nn.cross_entropy``, also through
+        ``functools.partial``); for a loss function of your own, when the targets are class
+        ids of the predictions: one whole number in [0, C) per sample for (B, C) scores, C >= 2.
+        """
         with no_grad():
             pred = self.model(Tensor(X))
-            result = {"loss": self.loss_fn(pred, y).item()}
-            if self.loss_fn is nn.cross_entropy:
+            result = {"loss": minibatch.scalar_loss(self.loss_fn(pred, y), "Trainer.evaluate").item()}
+            classification = self.loss_info.classification
+            if classification is None:
+                classification = targets_are_class_ids(pred.data, y)
+            if classification:
                 result["accuracy"] = float(np.mean(pred.data.argmax(axis=1) == np.asarray(y)))
         return result
 
@@ -112,14 +136,16 @@ class Trainer:
             "val_accuracy" when ``validation=(X_val, y_val)`` is given.
 
         Raises:
-            FloatingPointError: when a batch's loss or gradient is NaN or infinite; the
-                parameters are left as they were before that step.
+            FloatingPointError: when a batch's loss or gradient is NaN or infinite (the parameters
+                are left as they were before that step), or when the loss over the training set is
+                after an epoch (its last step diverged: nothing of that epoch is recorded or saved).
         """
         X, y, _ = minibatch.check_batch(self.model, X, y, "Trainer.fit")
-        if isinstance(batch_size, bool) or not isinstance(batch_size, (int, np.integer)) or batch_size < 1:
-            raise ValueError(f"Trainer.fit: batch_size must be a whole number >= 1, got {batch_size!r}")
-        if epochs < 0:
-            raise ValueError(f"Trainer.fit: epochs must be >= 0, got {epochs!r}")
+        batch_size = whole_number(batch_size, "batch_size", minimum=1)
+        epochs = whole_number(epochs, "epochs", minimum=0)
+        seed = whole_number(seed, "seed", minimum=0)
+        if not isinstance(shuffle, (bool, np.bool_)):
+            raise TypeError(f"Trainer.fit: shuffle must be True or False, got {shuffle!r}")
         if self.epochs_done and epochs <= self.epochs_done:
             raise ValueError(
                 f"Trainer.fit: this trainer has already trained {self.epochs_done} epochs, and epochs "
@@ -133,6 +159,7 @@ class Trainer:
                     f"Trainer.fit: validation samples have shape {shape_str(X_val.shape[1:])} but "
                     f"training samples {shape_str(X.shape[1:])}; they must match."
                 )
+            self._with_context("the validation data, checked before training", self.evaluate, X_val, y_val)
 
         rng = np.random.default_rng(seed)
         bar = self._progress_bar(epochs)
@@ -142,10 +169,17 @@ class Trainer:
                 if epoch < self.epochs_done:
                     continue  # already trained: its permutation is drawn, so later epochs match
                 for batch, idx in enumerate(batches):
-                    self._step(X[idx], y[idx], epoch, batch)
+                    where = f"epoch {epoch + 1}, batch {batch + 1}"
+                    self._with_context(where, self._step, X[idx], y[idx], epoch, batch)
                 metrics = self.evaluate(X, y)
                 if validation is not None:
                     metrics.update({"val_" + k: v for k, v in self.evaluate(X_val, y_val).items()})
+                if not np.isfinite(metrics["loss"]):
+                    raise FloatingPointError(
+                        f"Trainer.fit: the loss over the training set is {metrics['loss']} after epoch "
+                        f"{epoch + 1}: its last step diverged. Nothing of this epoch was recorded or saved "
+                        f"(a checkpoint keeps epoch {self.epochs_done}). Try a smaller learning rate."
+                    )
                 for key, value in metrics.items():
                     self.history.setdefault(key, []).append(value)
                 self.epochs_done = epoch + 1
@@ -158,6 +192,14 @@ class Trainer:
             if bar is not None:
                 bar.close()
         return self.history
+
+    @staticmethod
+    def _with_context(where: str, fn: Callable[..., Any], *args: Any) -> Any:
+        """Run ``fn``; a bad-input error from inside it says where in training it happened."""
+        try:
+            return fn(*args)
+        except (ValueError, TypeError, IndexError) as exc:
+            raise type(exc)(f"Trainer.fit ({where}): {exc}") from exc
 
     def _step(self, Xb: np.ndarray, yb: np.ndarray, epoch: int, batch: int) -> None:
         grads = self.gradient(Xb, yb)
