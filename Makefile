@@ -29,9 +29,11 @@ system-deps:
 bench: $(STAMP)
 	$(PY) -m benchmarks
 
+# ruff and mypy, then the line budget of the autograd core (scripts/line_budget.py prints the counts).
 lint: $(STAMP)
-	$(VENV)/bin/ruff check tinygrad_mb viz tests benchmarks tutorials
+	$(VENV)/bin/ruff check tinygrad_mb viz tests benchmarks tutorials scripts
 	$(VENV)/bin/mypy tinygrad_mb viz
+	$(PY) scripts/line_budget.py
 
 # Open the tutorials in JupyterLab (installs it into .venv the first time).
 lab: $(STAMP)

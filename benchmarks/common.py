@@ -128,12 +128,6 @@ def time_calls(fns: Sequence[tuple[str, Callable[[], Any]]], repeats: int = 21,
             for (label, _), n, s, f in zip(fns, calls, per_call, faults)]
 
 
-def time_call(fn: Callable[[], Any], label: str, repeats: int = 21,
-              min_seconds_per_repeat: float = 0.02, warmup: int = 3) -> Timing:
-    """Time one function: median seconds per call over ``repeats`` repeats."""
-    return time_calls([(label, fn)], repeats, min_seconds_per_repeat, warmup)[0]
-
-
 def random_digits_like(batch: int = BATCH, features: int = SIZES[0], classes: int = SIZES[-1],
                        dtype: Any = np.float64, seed: int = 0) -> tuple[np.ndarray, np.ndarray]:
     """Random data of the digits shape: X (batch, features) in [0, 16] like pixel counts, labels."""

@@ -35,13 +35,13 @@ REGRESSION_RUNS: Runs = [
 ]
 
 
-def compare(title: str, X: np.ndarray, y: np.ndarray, sizes: list[int], loss_fn: minibatch.LossFn,
+def compare(title: str, X: np.ndarray, y: np.ndarray, sizes: list[int], loss_fn: nn.LossFn,
             runs: Runs, batch_size: int, epochs: int, lr: float) -> dict[str, dict]:
     """Train a fresh copy of the same model with each strategy; print and return a summary."""
     print(f"\n{title}")
     print(f"  {len(X)} samples, batch size {batch_size} (the last batch has {len(X) % batch_size or batch_size}),"
           f" {epochs} epochs, SGD lr={lr}, MLP {sizes}")
-    classification = loss_fn is nn.cross_entropy
+    classification = bool(nn.loss_info(loss_fn).classification)
     header = f"  {'strategy':<33}{'step-1 gradient':>16}{'final weights':>15}{'final loss':>12}"
     print(header + (f"{'accuracy':>10}" if classification else ""))
     print("  " + "-" * (len(header) - 2 + (10 if classification else 0)))

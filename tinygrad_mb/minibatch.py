@@ -370,6 +370,8 @@ def error_first_backward(model: nn.Module, loss_fn: LossFn, X: np.ndarray, y: np
     return root
 
 
+# The trainer's strategy names. "per_sample" is an alias of "per_sample_average", the shorter
+# name the trainer and the tutorials use.
 STRATEGIES: dict[str, Callable[..., Gradients]] = {
     "per_sample": per_sample_average,
     "per_sample_average": per_sample_average,
