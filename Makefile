@@ -6,12 +6,12 @@ VENV   := .venv
 PY     := $(VENV)/bin/python
 STAMP  := $(VENV)/.installed
 
-.PHONY: demo test bench lint lab notebooks system-deps clean
+.PHONY: demo test bench lint lab notebooks docs docs-serve mutate system-deps clean
 
 $(STAMP): pyproject.toml
 	$(PYTHON) -m venv $(VENV)
 	$(PY) -m pip install --quiet --upgrade pip
-	$(PY) -m pip install --quiet -e ".[viz,test,tutorials,dev]"
+	$(PY) -m pip install --quiet -e ".[viz,test,tutorials,distributed,docs,dev]"
 	touch $(STAMP)
 
 demo: $(STAMP)
@@ -44,5 +44,13 @@ lab: $(STAMP)
 notebooks: $(STAMP)
 	$(PY) tutorials/sync_notebooks.py
 
+# The documentation site, built from nothing into site/ (strict: a broken link or image fails it).
+docs: $(STAMP)
+	$(PY) -m mkdocs build --strict --site-dir site
+
+# Serve the site at http://127.0.0.1:8000 while you edit it.
+docs-serve: $(STAMP)
+	$(PY) -m mkdocs serve
+
 clean:
-	rm -rf $(VENV) .pytest_cache .hypothesis gallery
+	rm -rf $(VENV) .pytest_cache .hypothesis gallery site
