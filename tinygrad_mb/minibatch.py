@@ -178,6 +178,33 @@ def accumulated(model: nn.Module, loss_fn: LossFn, X: Any, y: Any, micro_batch: 
         return _collect(params, total)
 
 
+def sum_estimate(model: nn.Module, loss_fn: LossFn, X: Any, y: Any, dataset_size: int) -> Gradients:
+    """The (N/M)·Σ estimate of the gradient of a SUM over a data set of N samples.
+
+    When the objective is the sum Σ_{j=1}^N ℓ_j (a log-likelihood, an evidence lower bound), a
+    batch of M samples drawn uniformly from the N estimates its gradient without bias as
+
+        (N/M) Σ_{i∈batch} ∇ℓ_i  =  N · ∇[(1/M) Σ_{i∈batch} ℓ_i]  =  N · (the batch-mean gradient).
+
+    Averaged over every possible batch this is exactly ∇ Σ_j ℓ_j. (E_j[∇ℓ_j] is that divided
+    by N: a sum's gradient is not the mean of the per-sample gradients.) SGLD and AEVB step
+    along this estimate. ``.loss`` is the matching estimate of the sum of losses, N times the
+    batch mean; ``.grad`` is left equal to the returned gradient.
+    """
+    X, y, params = check_batch(model, X, y, "sum_estimate")
+    if isinstance(dataset_size, (bool, np.bool_)) or not isinstance(dataset_size, (int, np.integer)) \
+            or dataset_size < len(X):
+        raise ValueError(
+            f"sum_estimate: dataset_size must be a whole number N >= the batch size {len(X)} (the number of "
+            f"samples the batch was drawn from), got {dataset_size!r}"
+        )
+    check_loss_fn(loss_fn, "sum_estimate")
+    with grads_put_back(params, on_success=False):
+        loss = scalar_loss(loss_fn(model(Tensor(X)), y), "sum_estimate")
+        loss.backward()
+        return _collect(params, loss.item() * int(dataset_size), scale=float(dataset_size))
+
+
 def naive_accumulated(model: nn.Module, loss_fn: LossFn, X: Any, y: Any, micro_batch: int) -> Gradients:
     """WRONG ON PURPOSE: the mean of the chunks' mean losses,  g = (1/K) Σ_c ∇ mean_{i∈c} ℓ_i.
 

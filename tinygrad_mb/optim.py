@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import math
 import numbers
+import secrets
 from collections.abc import Callable, Iterable
 from typing import Any, ClassVar
 
@@ -167,6 +168,57 @@ class Adam(Optimizer):
         p.data -= self.lr * m_hat / (np.sqrt(v_hat) + self.eps)
 
 
+class SGLD(Optimizer):
+    """Stochastic gradient Langevin dynamics (Welling & Teh 2011, eq. 1): noisy steps that sample.
+
+    With ℓ_i the per-sample negative log-likelihood, N = ``dataset_size``, a Gaussian prior of
+    precision λ = ``prior_precision`` and ε = ``lr``, each step is
+
+        θ ← θ − (ε/2)·(N·∇[(1/M) Σ_{i∈batch} ℓ_i] + λθ) + η,    η ~ N(0, ε·I).
+
+    ``.grad`` holds the gradient of the batch-MEAN negative log-likelihood (what every strategy
+    of ``tinygrad_mb.minibatch`` computes); the factor N turns it into the (N/M)·Σ estimate of
+    the gradient of the full-data sum, the log-likelihood the posterior is built from.
+    Forgetting N samples a posterior whose likelihood counts N times too little: far too wide.
+    As ε → 0 the iterates are samples from the posterior.
+
+    Step sizes: ``lr`` is an attribute you may set before any step, e.g. Welling & Teh's
+    schedule ε_t = a·(b + t)^(−γ) with ``opt.lr = polynomial_decay(t, a, b, gamma)``.
+
+    The noise of parameter i at its t-th step comes from ``np.random.default_rng([seed, i, t])``:
+    deterministic given ``seed`` (one is drawn when it is None), and a run resumed from a
+    checkpoint draws exactly the noise the uninterrupted run would. State: ``steps``, each
+    parameter's t.
+    """
+
+    hyperparameter_rules: ClassVar[dict[str, str]] = {
+        "lr": "> 0", "dataset_size": "count >= 1", "prior_precision": ">= 0", "seed": "count >= 0"}
+    state_kinds: ClassVar[dict[str, str]] = {"steps": "count"}
+    dataset_size: int
+    prior_precision: float
+    seed: int
+
+    def __init__(self, params: Iterable[Tensor], lr: float, dataset_size: int, prior_precision: float = 0.0,
+                 seed: int | None = None):
+        if seed is None:
+            seed = secrets.randbits(63)
+        super().__init__(params, lr, dataset_size=dataset_size, prior_precision=prior_precision, seed=seed)
+        self.steps = [0] * len(self.params)
+
+    def update(self, i: int, p: Tensor, grad: np.ndarray) -> None:
+        self.steps[i] += 1
+        eps, N, lam = self.lr, self.dataset_size, self.prior_precision
+        noise = np.random.default_rng([self.seed, i, self.steps[i]]).standard_normal(p.data.shape)
+        drift = N * grad + lam * p.data if lam else N * grad  # ∇ of the negative log posterior
+        p.data -= (eps / 2) * drift
+        p.data += np.sqrt(eps) * noise.astype(p.data.dtype, copy=False)
+
+
+def polynomial_decay(t: int, a: float, b: float, gamma: float) -> float:
+    """Welling & Teh's step size ε_t = a·(b + t)^(−γ); γ in (0.5, 1] makes Σε_t = ∞ and Σε_t² < ∞."""
+    return a * (b + t) ** (-gamma)
+
+
 # ------------------------------------------------------------------------------ checks
 def _label(i: int, p: Tensor) -> str:
     """How errors name a parameter: its index in the list, and its name if it has one."""
@@ -201,7 +253,12 @@ _RANGES: dict[str, tuple[str, Callable[[float], bool]]] = {
 
 
 def _check_hyperparameter(where: str, name: str, rule: str, value: Any) -> Any:
-    """``value`` as a float (a tuple of floats for a pair), or ValueError naming ``name``."""
+    """``value`` as a float (a tuple of floats for a pair, an int for a count), or ValueError naming ``name``."""
+    if rule.startswith("count >= "):  # a whole number: a data set size, a seed
+        least = int(rule[len("count >= "):])
+        if isinstance(value, (bool, np.bool_)) or not isinstance(value, (int, np.integer)) or value < least:
+            raise ValueError(f"{where}: {name} must be a whole number >= {least}, got {value!r}")
+        return int(value)
     if rule.startswith("pair "):
         if not isinstance(value, (tuple, list)) or len(value) != 2:
             raise ValueError(f"{where}: {name} must be a pair of numbers {rule[5:]}, got {value!r}")
