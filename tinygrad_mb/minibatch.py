@@ -21,6 +21,8 @@ The returned list also carries ``.loss``: the true mean loss L_B of the batch at
 
 from __future__ import annotations
 
+import math
+import warnings
 from collections.abc import Callable, Sequence
 from typing import Any
 
@@ -229,20 +231,20 @@ def naive_accumulated(model: nn.Module, loss_fn: LossFn, X: Any, y: Any, micro_b
 _PER_SAMPLE_FORWARDS = (nn.Linear.forward, nn.Tanh.forward, nn.ReLU.forward, nn.Sigmoid.forward)
 
 
-def _per_sample_layers(model: nn.Module) -> list[nn.Module]:
+def _per_sample_layers(model: nn.Module, op: str = "per_sample_gradients") -> list[nn.Module]:
     """The model as a flat list of Linear layers and elementwise activations, or a clear error.
 
     A subclass that overrides ``forward`` computes something else than its base class (a
     residual connection, a scaled output), so only the library's own ``forward`` is accepted.
     """
     if isinstance(model, nn.Sequential) and type(model).forward is nn.Sequential.forward:
-        layers = [leaf for layer in model.layers for leaf in _per_sample_layers(layer)]
+        layers = [leaf for layer in model.layers for leaf in _per_sample_layers(layer, op)]
     else:
         layers = [model]
     for layer in layers:
         if type(layer).forward not in _PER_SAMPLE_FORWARDS:
             raise TypeError(
-                f"per_sample_gradients: cannot vectorise over layer {layer!r}; only Linear layers "
+                f"{op}: cannot vectorise over layer {layer!r}; only Linear layers "
                 f"and elementwise activations (Tanh, ReLU, Sigmoid), chained by Sequential with their "
                 f"own forward, are supported, because the formula needs samples that do not interact "
                 f"(batch normalisation, for one, mixes them). Loop instead: "
@@ -268,49 +270,168 @@ def per_sample_gradients(model: nn.Module, loss_fn: LossFn, X: Any, y: Any) -> G
 
     and backpropagating the mean loss delivers ∂L/∂z_i = (1/B) ∂ℓ_i/∂z_i at every layer
     output: multiply by B and take the outer products. This holds only when samples do not
-    interact, so it accepts Linear layers with elementwise activations and the per-sample
-    losses ``nn.mse_loss`` and ``nn.cross_entropy`` (mean reduction), and refuses the rest.
+    interact, so it accepts Linear layers with elementwise activations and this library's
+    per-sample losses (mean reduction), and refuses the rest.
     Afterwards each parameter's .grad is the mean over the batch: the batched gradient.
     """
     X, y, params = check_batch(model, X, y, "per_sample_gradients")
-    if check_loss_fn(loss_fn, "per_sample_gradients").kind is None:
+    B = len(X)
+    with grads_put_back(params, on_success=False):
+        rows, loss = _layer_rows(model, loss_fn, X, y, "per_sample_gradients")
+        # Only now allocate: each (B, *shape) array is written once, straight from the products.
+        per_sample: dict[int, np.ndarray] = {}
+        for layer, h, g in rows:  # h: (B, T, in) inputs, g: (B, T, out) output gradients ∂ℓ_i/∂z_i
+            # Inputs with extra axes (B, T, features) contribute a sum over T of outer products.
+            if layer.weight.requires_grad:
+                _add_per_sample(per_sample, layer.weight, np.einsum("bti,bto->bio", h, g))
+            if layer.bias is not None and layer.bias.requires_grad:
+                _add_per_sample(per_sample, layer.bias, g.sum(axis=1))
+        stacked = [per_sample[id(p)] if id(p) in per_sample else np.zeros((B, *p.shape), p.dtype) for p in params]
+        _fill_missing_grads(params)
+        return Gradients(stacked, loss)
+
+
+def per_sample_grad_norms(model: nn.Module, loss_fn: LossFn, X: Any, y: Any) -> np.ndarray:
+    """‖∇ℓ_i‖ over all parameters for each sample, shape (B,), without per-sample gradients.
+
+    For a layer z = h @ W + b the per-sample gradients are outer(h_i, g_i) and g_i (see
+    ``per_sample_gradients``), and a Frobenius norm of an outer product factorises
+    (Goodfellow 2015):
+
+        ‖∇_W ℓ_i‖² = ‖h_i‖² · ‖g_i‖²,        ‖∇_b ℓ_i‖² = ‖g_i‖²,
+
+    so one batched backward pass and a few row norms give every sample's gradient norm, in
+    memory O(B × layer widths) instead of O(B × parameters). (With extra axes (B, T, ...) the
+    gradient is Σ_t outer(h_it, g_it) and its norm² is Σ_{t,s} (h_it·h_is)(g_it·g_is).)
+    Afterwards .grad holds the batched gradient, as after ``per_sample_gradients``.
+    """
+    X, y, params = check_batch(model, X, y, "per_sample_grad_norms")
+    with grads_put_back(params, on_success=False):
+        rows, _ = _layer_rows(model, loss_fn, X, y, "per_sample_grad_norms")
+        _refuse_shared(rows, "per_sample_grad_norms")
+        squared = np.zeros(len(X))
+        for layer, h, g in rows:
+            if h.shape[1] == 1:  # the usual case: one row per sample
+                h_sq, g_sq = np.einsum("bti,bti->b", h, h), np.einsum("bto,bto->b", g, g)
+                w_sq, b_sq = h_sq * g_sq, g_sq
+            else:
+                gram_g = np.einsum("bto,bso->bts", g, g)
+                w_sq, b_sq = np.einsum("bti,bsi,bts->b", h, h, gram_g), gram_g.sum(axis=(1, 2))
+            squared += w_sq if layer.weight.requires_grad else 0.0
+            squared += b_sq if layer.bias is not None and layer.bias.requires_grad else 0.0
+        _fill_missing_grads(params)
+        return np.sqrt(squared)
+
+
+def clipped_mean(model: nn.Module, loss_fn: LossFn, X: Any, y: Any, max_norm: float) -> Gradients:
+    """DP-SGD's clipped average (1/B) Σ_i min(1, C/‖∇ℓ_i‖) ∇ℓ_i, without per-sample gradients.
+
+    The norms come from ``per_sample_grad_norms``; scaling sample i's gradient by c_i scales its
+    rows g_i, so each weight gets (1/B) Σ_i c_i outer(h_i, g_i) = hᵀ(c ⊙ G)/B in one product.
+    Clipping bounds any one sample's influence; DP-SGD then adds Gaussian noise of scale
+    σC/B, without which clipping alone gives no privacy guarantee. Leaves .grad equal to it.
+    """
+    X, y, params = check_batch(model, X, y, "clipped_mean")
+    if isinstance(max_norm, bool) or not isinstance(max_norm, (int, float, np.number)) or not max_norm > 0 \
+            or not np.isfinite(max_norm):
+        raise ValueError(f"clipped_mean: max_norm must be a positive number, got {max_norm!r}")
+    norms = per_sample_grad_norms(model, loss_fn, X, y)
+    # a zero gradient needs no clipping (and must not divide by zero)
+    factors = np.minimum(1.0, max_norm / np.maximum(norms, np.finfo(np.float64).tiny))
+    B = len(X)
+    with grads_put_back(params, on_success=False):
+        rows, loss = _layer_rows(model, loss_fn, X, y, "clipped_mean")
+        grads: dict[int, np.ndarray] = {}
+        for layer, h, g in rows:
+            weighted = g * (factors / B)[:, None, None]  # c_i g_i / B
+            grads[id(layer.weight)] = np.einsum("bti,bto->io", h, weighted).astype(layer.weight.dtype)
+            if layer.bias is not None:
+                grads[id(layer.bias)] = weighted.sum(axis=(0, 1)).astype(layer.bias.dtype)
+        result = [grads[id(p)] if id(p) in grads else np.zeros_like(p.data) for p in params]
+        for p, g in zip(params, result):
+            p.grad = g.copy()
+        return Gradients(result, loss)
+
+
+def gradient_noise_scale(model: nn.Module, loss_fn: LossFn, X: Any, y: Any) -> float:
+    """The simple gradient noise scale B_simple = tr Σ / |G|² (McCandlish et al. 2018).
+
+    With per-sample gradients g_i and their mean ḡ (the batched gradient), the unbiased
+    estimates are
+
+        tr Σ̂ = Σ_i ‖g_i − ḡ‖² / (B − 1) = (Σ_i ‖g_i‖² − B‖ḡ‖²) / (B − 1),
+        |Ĝ|² = ‖ḡ‖² − tr Σ̂ / B,
+
+    computed from ``per_sample_grad_norms`` (no per-sample gradients). B_simple is roughly the
+    batch size beyond which a larger batch stops paying off. When |Ĝ|² ≤ 0 the noise dominates
+    this batch (the mean gradient is not measurably different from zero): a warning says so
+    and the result is ``inf``.
+    """
+    norms = per_sample_grad_norms(model, loss_fn, X, y)
+    B = len(norms)
+    if B < 2:
+        raise ValueError("gradient_noise_scale: the noise between samples needs a batch of at least 2 samples")
+    mean_gradient = [p.grad for p in model.parameters()]  # ḡ: per_sample_grad_norms left it in .grad
+    mean_sq = float(sum(np.sum(g * g) for g in mean_gradient if g is not None))  # ‖ḡ‖²
+    trace = (float(np.sum(norms**2)) - B * mean_sq) / (B - 1)
+    signal = mean_sq - trace / B
+    if signal <= 0:
+        warnings.warn(f"gradient_noise_scale: |G|² estimate {signal:.3g} <= 0: the noise dominates this batch of "
+                      f"{B}; returning inf (use a larger batch to measure it)", RuntimeWarning, stacklevel=2)
+        return math.inf
+    return max(trace, 0.0) / signal
+
+
+def _layer_rows(model: nn.Module, loss_fn: LossFn, X: np.ndarray, y: np.ndarray,
+                op: str) -> tuple[list[tuple[nn.Linear, np.ndarray, np.ndarray]], float]:
+    """One batched forward and backward; per Linear layer its inputs h and output gradients ∂ℓ_i/∂z_i.
+
+    Both come as (B, T, features) arrays (T = 1 for a plain batch), in the order the layers run.
+    """
+    if check_loss_fn(loss_fn, op).kind is None:
         raise TypeError(
-            f"per_sample_gradients: loss_fn must be one of this library's losses (nn.mse_loss, "
+            f"{op}: loss_fn must be one of this library's losses (nn.mse_loss, "
             f"nn.cross_entropy, or a functools.partial of one), whose loss is an average of "
             f"independent per-sample terms; got {loss_fn!r}, which might mix samples. "
             f"For another loss, loop over samples with batched_mean on X[i:i+1]."
         )
-    layers = _per_sample_layers(model)
+    layers = _per_sample_layers(model, op)
     B = len(X)
-    with grads_put_back(params, on_success=False):
-        h = Tensor(X)
-        linear_records = []  # (layer, its input h, its output z)
-        for layer in layers:
-            out = layer(h)
-            if isinstance(layer, nn.Linear):
-                linear_records.append((layer, h, out))
-            h = out
-        loss = scalar_loss(loss_fn(h, y), "per_sample_gradients")
-        loss.backward()
+    h = Tensor(X)
+    records = []  # (layer, its input h, its output z)
+    for layer in layers:
+        out = layer(h)
+        if isinstance(layer, nn.Linear):
+            records.append((layer, h, out))
+        h = out
+    loss = scalar_loss(loss_fn(h, y), op)
+    loss.backward()
+    rows = []
+    for layer, inp, z in records:
+        if z.grad is None:  # a frozen layer with nothing trainable before it
+            continue
+        rows.append((layer, inp.data.reshape(B, -1, layer.in_features),
+                     (z.grad * B).reshape(B, -1, layer.out_features)))  # ×B: ∂L/∂z_i = (1/B) ∂ℓ_i/∂z_i
+    return rows, loss.item()
 
-        # Only now allocate: each (B, *shape) array is written once, straight from the products.
-        per_sample: dict[int, np.ndarray] = {}
-        for layer, inp, z in linear_records:
-            if z.grad is None:  # a frozen layer with nothing trainable before it
-                continue
-            dz = z.grad * B  # ∂ℓ_i/∂z_i, one row per sample
-            # Inputs with extra axes (B, T, features) contribute a sum over T of outer products.
-            h2 = inp.data.reshape(B, -1, layer.in_features)
-            dz2 = dz.reshape(B, -1, layer.out_features)
-            if layer.weight.requires_grad:
-                _add_per_sample(per_sample, layer.weight, np.einsum("bti,bto->bio", h2, dz2))
-            if layer.bias is not None and layer.bias.requires_grad:
-                _add_per_sample(per_sample, layer.bias, dz2.sum(axis=1))
-        stacked = [per_sample[id(p)] if id(p) in per_sample else np.zeros((B, *p.shape), p.dtype) for p in params]
-        for p in params:  # backward already left the batched gradient, the rows' mean, in .grad
-            if p.grad is None:
-                p.grad = np.zeros_like(p.data)
-        return Gradients(stacked, loss.item())
+
+def _refuse_shared(rows: list[tuple[nn.Linear, np.ndarray, np.ndarray]], op: str) -> None:
+    """A parameter used by two layers gets the sum of two outer products: its norm does not factorise."""
+    seen: set[int] = set()
+    for layer, _, _ in rows:
+        for p in (layer.weight, layer.bias):
+            if p is not None and id(p) in seen:
+                raise ValueError(f"{op}: parameter {p.name or ''!s} is used by two layers, so its per-sample "
+                                 f"gradient norm has cross terms this formula does not compute; use "
+                                 f"per_sample_gradients and take the norms of its rows.")
+            if p is not None:
+                seen.add(id(p))
+
+
+def _fill_missing_grads(params: list[Tensor]) -> None:
+    for p in params:  # backward already left the batched gradient, the rows' mean, in .grad
+        if p.grad is None:
+            p.grad = np.zeros_like(p.data)
 
 
 def error_first(model: nn.Module, loss_fn: LossFn, X: Any, y: Any, variant: str = "mean_input") -> Gradients:
