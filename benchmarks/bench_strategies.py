@@ -6,10 +6,14 @@
    PyTorch measures 35-55 times on this comparison).
 2. ``per_sample_gradients`` (vectorised: one batched pass, then outer products) against a
    hand-written numpy computation of the same per-sample gradients. Target: at most 1.3 times.
-3. Peak memory, measured with tracemalloc, of ``per_sample_average``, ``accumulated(m=16)``
+3. ``per_sample_grad_norms`` (each sample's gradient norm from row norms, no per-sample
+   gradients) against the numpy batched step. Target: at most 1.5 times.
+4. Peak memory, measured with tracemalloc, of ``per_sample_average``, ``accumulated(m=16)``
    and ``batched_mean`` at B = 256 and B = 2048 on a wide network (64-1024-1024-10): the first
    two keep the activations of one sample or one chunk, so their peak must not grow with B;
-   the batched mean holds the activations of the whole batch, so its peak does.
+   the batched mean holds the activations of the whole batch, so its peak does. Then the peak
+   of ``per_sample_grad_norms`` against ``per_sample_gradients`` at B = 1024 on that network
+   (the stacked gradients take B × parameters × 8 bytes, about 8.6 GiB).
 
 The network of 1 and 2 is the MLP 64-128-128-10 (tanh, mean softmax cross-entropy) of
 ``benchmarks.common``. Timings are medians of interleaved repeats with BLAS pinned to one
@@ -44,6 +48,8 @@ from tinygrad_mb import minibatch, nn, optim
 
 PER_SAMPLE_TARGET = 25.0
 PER_SAMPLE_GRADIENTS_TARGET = 1.3
+NORMS_TARGET = 1.5  # per_sample_grad_norms / the numpy batched step
+NORMS_BATCH = 1024  # the memory comparison of the norms on the wide model
 LR = 1e-3
 WIDE_SIZES = (64, 1024, 1024, 10)
 MEMORY_BATCHES = (256, 2048)
@@ -110,13 +116,15 @@ def compare_times() -> None:
     model = engine_model()
     opt = optim.SGD(model.parameters(), lr=LR)
     psg_model = engine_model()
-    step, psa, ref_psg, psg = time_calls([
+    norms_model = engine_model()
+    step, psa, ref_psg, psg, norms = time_calls([
         ("numpy batched step", lambda: numpy_sgd_step(params, X, y, LR)),
         ("per_sample_average + SGD step", lambda: per_sample_step(model, opt, X, y)),
         ("numpy per-sample gradients", lambda: numpy_per_sample_gradients(params, X, y)),
         ("per_sample_gradients", lambda: minibatch.per_sample_gradients(psg_model, nn.cross_entropy, X, y)),
+        ("per_sample_grad_norms", lambda: minibatch.per_sample_grad_norms(norms_model, nn.cross_entropy, X, y)),
     ])
-    for timing in (step, psa, ref_psg, psg):
+    for timing in (step, psa, ref_psg, psg, norms):
         print(f"  {timing}")
     ratio = psa.median / step.median
     print(f"  per_sample_average / numpy batched step   = {ratio:6.2f}  "
@@ -124,6 +132,9 @@ def compare_times() -> None:
     ratio = psg.median / ref_psg.median
     print(f"  per_sample_gradients / numpy per-sample   = {ratio:6.2f}  "
           f"({verdict(ratio <= PER_SAMPLE_GRADIENTS_TARGET)} the target <= {PER_SAMPLE_GRADIENTS_TARGET:g})")
+    ratio = norms.median / step.median
+    print(f"  per_sample_grad_norms / numpy batched step = {ratio:5.2f}  "
+          f"({verdict(ratio <= NORMS_TARGET)} the target <= {NORMS_TARGET:g})")
     print(f"  (numpy per-sample / numpy batched step    = {ref_psg.median / step.median:6.2f})")
 
 
@@ -168,6 +179,22 @@ def compare_memory() -> None:
         print(f"  {name:<24}{cells}{growth:9.2f}x  {shape}")
 
 
+def compare_norms_memory() -> None:
+    """Peak memory of the norms against stacking per-sample gradients, on the wide model."""
+    model = engine_model(WIDE_SIZES)
+    X, y = random_digits_like(batch=NORMS_BATCH, features=WIDE_SIZES[0], classes=WIDE_SIZES[-1])
+    peaks = {}
+    for name, fn in (("per_sample_gradients", minibatch.per_sample_gradients),
+                     ("per_sample_grad_norms", minibatch.per_sample_grad_norms)):
+        peaks[name] = peak_bytes(lambda: fn(model, nn.cross_entropy, X, y))  # noqa: B023
+        for p in model.parameters():
+            p.grad = None
+    for name, peak in peaks.items():
+        print(f"  {name:<24}{peak / 2**20:10.1f} MiB")
+    ratio = peaks["per_sample_gradients"] / peaks["per_sample_grad_norms"]
+    print(f"  per_sample_gradients / per_sample_grad_norms = {ratio:.1f}x the memory")
+
+
 def main() -> None:
     sizes = "-".join(map(str, SIZES))
     print(f"Mini-batch strategies vs hand-written numpy, MLP {sizes} (tanh), batch 64, "
@@ -178,6 +205,9 @@ def main() -> None:
         compare_times()
         print(f"\nPeak memory with tracemalloc (one gradient of a batch; B = {MEMORY_BATCHES})")
         compare_memory()
+        sizes_wide = "-".join(map(str, WIDE_SIZES))
+        print(f"\nPeak memory of per-sample gradient norms, MLP {sizes_wide}, B = {NORMS_BATCH}")
+        compare_norms_memory()
 
 
 if __name__ == "__main__":

@@ -312,8 +312,9 @@ def per_sample_grad_norms(model: nn.Module, loss_fn: LossFn, X: Any, y: Any) -> 
         squared = np.zeros(len(X))
         for layer, h, g in rows:
             if h.shape[1] == 1:  # the usual case: one row per sample
-                h_sq, g_sq = np.einsum("bti,bti->b", h, h), np.einsum("bto,bto->b", g, g)
-                w_sq, b_sq = h_sq * g_sq, g_sq
+                h1, g1 = h[:, 0], g[:, 0]
+                g_sq = np.einsum("bo,bo->b", g1, g1)
+                w_sq, b_sq = np.einsum("bi,bi->b", h1, h1) * g_sq, g_sq
             else:
                 gram_g = np.einsum("bto,bso->bts", g, g)
                 w_sq, b_sq = np.einsum("bti,bsi,bts->b", h, h, gram_g), gram_g.sum(axis=(1, 2))
