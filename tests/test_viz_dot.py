@@ -1,4 +1,8 @@
-"""DOT text: exact comparison with hand-written golden files, and escaping that survives Graphviz."""
+"""DOT text: exact comparison with golden files, and escaping that survives Graphviz.
+
+The golden files hold the DOT text exactly as the ``graphviz`` package writes it (attributes
+sorted by name, quoted only where DOT needs it); a change to a label or a colour shows here.
+"""
 
 from __future__ import annotations
 
@@ -12,7 +16,8 @@ from renderers import renderer_or_skip
 
 from tinygrad_mb import Tensor
 from viz import Graph, Node, draw_graph
-from viz.dot import html_escape, quote, to_dot
+from viz.dot import html_escape, to_dot
+from viz.graph import shown_text
 from viz.render import render
 
 GOLDEN = Path(__file__).parent / "golden"
@@ -77,15 +82,18 @@ def test_html_escape_protects_angle_brackets_ampersands_quotes_and_backslashes()
     assert html_escape("{a|b}") == "{a|b}"  # special only in record labels, never used here
 
 
-def test_quote_escapes_quotes_backslashes_and_newlines():
-    assert quote('say "hi"') == '"say \\"hi\\""'
-    assert quote("C:\\dir") == '"C:\\\\dir"'
-    assert quote("two\nlines") == '"two\\nlines"'
+def test_html_escape_writes_control_characters_and_lone_surrogates_as_python_escapes():
+    # Graphviz refuses control characters in HTML-like labels, and UTF-8 cannot encode a lone
+    # surrogate: both become the text repr() shows, with the backslash doubled for Graphviz.
+    assert shown_text("a\tb\x00\ud800") == "a\\tb\\x00\\ud800"
+    assert html_escape("a\tb\x00\ud800") == "a\\\\tb\\\\x00\\\\ud800"
+    assert html_escape("é ∑ — · ᵢ") == "é ∑ — · ᵢ"  # printable text is left alone
+    assert html_escape("\ud800").encode("utf-8")  # no UnicodeEncodeError
 
 
 def test_layout_is_left_to_right_by_default_and_can_be_changed():
-    assert 'rankdir="LR"' in draw_graph(mul_add()).source
-    assert 'rankdir="TB"' in draw_graph(mul_add(), rankdir="TB").source
+    assert "rankdir=LR" in draw_graph(mul_add()).source
+    assert "rankdir=TB" in draw_graph(mul_add(), rankdir="TB").source
     with pytest.raises(ValueError, match="rankdir must be one of"):
         draw_graph(mul_add(), rankdir="sideways")
 
@@ -111,3 +119,43 @@ def test_any_tensor_name_survives_the_round_trip_through_graphviz(renderer, name
     w = Tensor(1.0, requires_grad=True, name=name)
     svg = draw_graph(w * 2, renderer=renderer_or_skip(renderer)).svg()
     assert f"{name} · parameter" in svg_texts(svg)
+
+
+# Characters Graphviz refuses in a label (control characters, the noncharacters U+FFFE and
+# U+FFFF) or UTF-8 cannot encode (lone surrogates): they must come out as Python escapes.
+UNDRAWABLE = st.sampled_from(["\t", "\n", "\x00", "\x1b", "\x7f", "\x85", "\ud800", "\udfff", "\ufffe", "\uffff"])
+ANY_TEXT = st.lists(NAME_CHARS | UNDRAWABLE, min_size=1, max_size=12).map("".join)
+
+
+@pytest.mark.parametrize("renderer", ["dot", "pygraphviz"])
+@given(name=ANY_TEXT, op=ANY_TEXT)
+def test_any_name_and_op_string_survive_graphviz_escaped_where_needed(renderer, name, op):
+    # A user-defined operation may be called anything; its picture must still draw.
+    w = Tensor(1.0, requires_grad=True, name=name)
+    out = Tensor.record(w.data * 2, (w,), op, lambda g: (2 * g,))
+    texts = svg_texts(draw_graph(out, renderer=renderer_or_skip(renderer)).svg())
+    assert f"{shown_text(name)} · parameter" in texts
+    assert f"{shown_text(op)} · loss" in texts
+
+
+def test_undrawable_characters_are_shown_the_way_repr_shows_them():
+    w = Tensor(1.0, requires_grad=True, name="tab\there\ud800")
+    out = Tensor.record(w.data, (w,), "my\x00op", lambda g: (g,))
+    source = draw_graph(out).source
+    assert "tab\\\\there\\\\ud800 · parameter" in source  # \t and \ud800 as text, backslash doubled
+    assert "<B>my\\\\x00op · loss</B>" in source
+    source.encode("utf-8")  # no lone surrogate left in the DOT text
+
+
+def test_a_name_that_is_not_a_string_is_drawn_as_str_of_it():
+    class Unprintable:
+        def __str__(self) -> str:
+            raise RuntimeError("no text for you")
+
+    w = Tensor(1.0, requires_grad=True, name=42)  # type: ignore[arg-type]
+    v = Tensor(2.0, requires_grad=True, name=("layer", 1))  # type: ignore[arg-type]
+    u = Tensor(3.0, requires_grad=True, name=Unprintable())  # type: ignore[arg-type]
+    source = draw_graph(w * v + u).source
+    assert "<B>42 · parameter</B>" in source
+    assert "<B>('layer', 1) · parameter</B>" in source
+    assert "<B>&lt;Unprintable&gt; · parameter</B>" in source  # its __str__ failed: the type's name

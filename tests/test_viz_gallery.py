@@ -60,16 +60,33 @@ def test_gallery_with_a_bad_renderer_variable_says_so_without_a_traceback(tmp_pa
     assert not (tmp_path / "g").exists()
 
 
-def test_the_engine_never_imports_viz_and_importing_viz_loads_no_drawing_library():
+def test_the_engine_never_imports_viz_and_importing_viz_loads_no_renderer():
     code = (
         "import sys, tinygrad_mb, tinygrad_mb.minibatch, tinygrad_mb.train\n"
         "assert 'viz' not in sys.modules, 'the engine imported viz'\n"
         "before = set(sys.modules)\n"
-        "import viz\n"  # the whole package; its renderer is imported only when a picture is made
-        "drawing = {'pygraphviz', 'graphviz', 'matplotlib'} & (set(sys.modules) - before)\n"
+        # The whole package. It writes DOT with the `graphviz` package (plain Python, which
+        # viz never asks to render); the renderer is loaded only when a picture is made.
+        "import viz\n"
+        "loaded = set(sys.modules) - before\n"
+        "assert 'graphviz' in loaded, 'DOT is not written with the graphviz package'\n"
+        "drawing = {'pygraphviz', 'matplotlib'} & loaded\n"
         "assert not drawing, drawing\n"
     )
     done = subprocess.run([sys.executable, "-c", code], cwd=ROOT, capture_output=True, text=True, timeout=300)
     assert done.returncode == 0, done.stderr
     engine_sources = "\n".join(p.read_text(encoding="utf-8") for p in (ROOT / "tinygrad_mb").glob("*.py"))
     assert "import viz" not in engine_sources and "from viz" not in engine_sources
+
+
+def test_gallery_into_a_folder_under_a_file_says_so_without_a_traceback(tmp_path):
+    blocker = tmp_path / "taken"
+    blocker.write_text("a file")
+    done = subprocess.run(
+        [sys.executable, "-m", "viz", "gallery", "--out", str(blocker / "g"), "--renderer", "none"],
+        cwd=ROOT, capture_output=True, text=True, timeout=300, check=False,
+    )
+    assert done.returncode == 1
+    assert f"{blocker} is a file, not a folder" in done.stderr and str(blocker / "g") in done.stderr
+    assert "Traceback" not in done.stderr
+    assert blocker.read_text() == "a file"

@@ -108,8 +108,25 @@ def test_walk_order_is_topological_on_random_graphs_with_shared_tensors(steps):
     shown = [n.tensor for n in g.nodes]
     assert len(set(shown)) == len(shown)  # each tensor once
     assert set(shown) == ancestors(root) | {root}  # and every one that root was computed from
-    # Exactly the depth-first order that visits an operation's first input before its second.
+    # Exactly the depth-first order that visits an operation's first input before its second,
+    # which is the engine's own walk: pictures and backward share one topological order.
     assert shown == recursive_order(root)
+    assert shown == root.topological_order(every_input=True)
+
+
+def test_walk_is_the_engines_topological_order_with_every_input(monkeypatch):
+    calls = []
+    engine_order = Tensor.topological_order
+
+    def spy(self, every_input=False):
+        calls.append((self, every_input))
+        return engine_order(self, every_input)
+
+    monkeypatch.setattr(Tensor, "topological_order", spy)
+    _, _, loss = small_loss()
+    g = walk(loss)
+    assert calls == [(loss, True)]  # one walk, the engine's, including data and constants
+    assert [n.tensor for n in g.nodes] == engine_order(loss, every_input=True)
 
 
 def test_node_ids_count_up_in_walk_order():
@@ -133,6 +150,18 @@ def test_kinds_tell_parameters_inputs_constants_operations_and_the_loss_apart():
     assert kinds == {"n0": "parameter", "n1": "input", "n2": "op", "n3": "constant", "n4": "loss"}
     pred = Tensor([[1.0, 2.0]], requires_grad=True) * 2
     assert walk(pred).nodes[-1].kind == "output"  # a root that is not a scalar is not a loss
+
+
+def test_only_a_0d_root_is_called_the_loss_not_a_1_by_1_output():
+    # A (1, 1) prediction holds one number, and backward() accepts it without a grad, but it is
+    # a model's output, not a loss: only a 0-d root (what loss functions return) is the loss.
+    w = Tensor([[0.5]], requires_grad=True, name="w")
+    pred = Tensor([[2.0]], name="x") @ w
+    assert pred.shape == (1, 1)
+    g = walk(pred)
+    assert g.nodes[-1].kind == "output"
+    assert "<B>matmul · output</B>" in draw_graph(pred).source and "loss" not in draw_graph(pred).source
+    assert walk(pred.sum()).nodes[-1].kind == "loss"  # reduced to shape (): now it is
 
 
 def test_data_summary_is_the_value_for_a_scalar_and_min_mean_max_for_an_array():
@@ -207,7 +236,30 @@ def test_node_cap_folds_the_rest_into_a_visible_note():
     source = draw_graph(y, max_nodes=50).source
     assert source.count("[label=") == 51  # 50 tensors and the note
     assert "… 99,951 more tensors not shown (node cap)" in source
-    assert 'folded -> n0 [style="dashed"];' in source
+    assert "folded -> n0 [style=dashed]" in source
+
+
+def test_node_cap_keeps_the_nearest_tensors_of_every_branch_breadth_first():
+    # Three deep branches meet at the root. Breadth-first keeps each branch's last
+    # operations; a depth-first cap would spend every kept node on the first branch.
+    branches = []
+    for k in range(3):
+        t = Tensor(float(k), requires_grad=True, name=f"leaf{k}")
+        chain = [t]
+        for _ in range(6):
+            chain.append(-chain[-1])
+        branches.append(chain)
+    root = branches[0][-1] + branches[1][-1]
+    root = root + branches[2][-1]
+    g = walk(root, max_nodes=8)
+    shown = {n.tensor for n in g.nodes}
+    # Distance 1: the first add and branch 2's last neg; distance 2: branches 0 and 1's last
+    # neg and branch 2's second to last; distance 3: the next neg of each branch.
+    nearest = {root, root.parents[0], branches[2][-1], branches[0][-1], branches[1][-1], branches[2][-2],
+               branches[0][-2], branches[1][-2]}
+    assert shown == nearest
+    assert len(g.nodes) == 8 and g.hidden == 2 + 3 * 7 - 8  # 2 adds and 3 chains of 7, less the shown
+    assert set(g.cut) == {g.id_of(branches[0][-2]), g.id_of(branches[1][-2]), g.id_of(branches[2][-2])}
 
 
 def test_node_cap_must_be_positive():

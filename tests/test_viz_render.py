@@ -2,12 +2,19 @@
 
 from __future__ import annotations
 
+import os
+import re
+import signal
+import subprocess
 import sys
+import threading
+import time
 import xml.etree.ElementTree as ET
 
 import pytest
 from renderers import RENDERERS, renderer_or_skip
 
+import viz.render
 from tinygrad_mb import Tensor, nn
 from viz import INSTALL_HINT, Picture, RenderError, available_renderer, draw_graph, draw_strategies, walk
 from viz.__main__ import example
@@ -169,3 +176,72 @@ def test_unknown_renderer_and_unknown_suffix_are_refused(monkeypatch, tmp_path):
         available_renderer()
     with pytest.raises(ValueError, match="end the name with .svg, .png, .pdf or .dot"):
         Picture("digraph {}").save(tmp_path / "graph.jpeg")
+
+
+def long_chain(n: int) -> Tensor:
+    y = Tensor(0.5, requires_grad=True, name="x")
+    for _ in range(n):
+        y = -y
+    return y
+
+
+@pytest.mark.parametrize("renderer", RENDERERS)
+def test_a_render_past_the_time_limit_stops_and_suggests_max_nodes(renderer, monkeypatch):
+    picture = draw_graph(long_chain(2_000), max_nodes=None, renderer=renderer_or_skip(renderer))
+    monkeypatch.setattr(viz.render, "RENDER_TIMEOUT_S", 0.05)  # this layout takes about a second
+    start = time.monotonic()
+    with pytest.raises(RenderError, match=r"stopped after 0\.05 s laying out 2,001 nodes.*max_nodes=") as info:
+        picture.svg()
+    assert time.monotonic() - start < 30  # stopped, not waited for
+    assert_no_chained_traceback(info.value)
+
+
+@pytest.mark.skipif(sys.platform == "win32", reason="needs POSIX signals")
+@pytest.mark.parametrize("renderer", RENDERERS)
+def test_ctrl_c_stops_a_long_render_and_its_child_process(renderer, monkeypatch):
+    # A 20,000-node chain takes Graphviz about half a minute to lay out. Ctrl-C (SIGINT to
+    # this process) must stop it at once, and the child doing the layout must be killed.
+    picture = draw_graph(long_chain(20_000), max_nodes=None, renderer=renderer_or_skip(renderer))
+    children: list[subprocess.Popen] = []
+
+    class RecordedPopen(subprocess.Popen):
+        def __init__(self, *args, **kwargs):
+            super().__init__(*args, **kwargs)
+            children.append(self)
+
+    monkeypatch.setattr(subprocess, "Popen", RecordedPopen)
+    ctrl_c = threading.Timer(1.0, os.kill, (os.getpid(), signal.SIGINT))
+    start = time.monotonic()
+    ctrl_c.start()
+    try:
+        with pytest.raises(KeyboardInterrupt):
+            picture.svg()
+    finally:
+        ctrl_c.cancel()
+    assert time.monotonic() - start < 20
+    assert len(children) == 1
+    assert children[0].wait(timeout=10) == -signal.SIGKILL  # killed, not left laying out
+
+
+def test_save_under_a_path_whose_parent_is_a_file_names_the_path_and_writes_nothing(tmp_path):
+    blocker = tmp_path / "graph.svg"
+    blocker.write_text("not a folder")
+    picture = draw_graph(small_loss(), renderer="none")  # the path is checked before any rendering
+    for target in (blocker / "g.dot", blocker / "deeper" / "g.svg"):
+        with pytest.raises(NotADirectoryError, match=f"save: cannot write {re.escape(str(target))}: "
+                                                     f"{re.escape(str(blocker))} is a file, not a folder"):
+            picture.save(target)
+    folder = tmp_path / "folder.svg"
+    folder.mkdir()
+    with pytest.raises(IsADirectoryError, match=f"save: cannot write {re.escape(str(folder))}: it is a folder"):
+        picture.save(folder)
+    assert blocker.read_text() == "not a folder"
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["folder.svg", "graph.svg"]
+    assert list((tmp_path / "folder.svg").iterdir()) == []
+
+
+def test_hand_written_dot_with_a_lone_surrogate_renders_or_fails_cleanly(tmp_path):
+    picture = Picture('digraph { a [label="x\ud800y"] }', renderer="auto")
+    assert picture.save(tmp_path / "g.dot").read_bytes() == b'digraph { a [label="x\\ud800y"] }'
+    if available_renderer() is not None:
+        assert "<svg" in picture.svg()  # no UnicodeEncodeError on the way to Graphviz

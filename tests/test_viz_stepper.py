@@ -41,9 +41,23 @@ def test_one_frame_per_tensor_in_the_order_backward_processes_them():
     assert [s.number for s in steps] == list(range(1, len(steps) + 1))
 
 
+def test_a_tensor_used_twice_gets_one_frame_not_one_per_use():
+    # h feeds both the add and the tanh: backward processes it once, after both have sent
+    # their share, so there is one frame per tensor that requires grad (constants get none).
+    x = Tensor([0.5, -1.0], requires_grad=True, name="x")
+    h = x * 2
+    root = (h + h.tanh()).sum()
+    steps = draw_backward_steps(root, renderer="none")
+    needing_grad = {n.tensor for n in walk(root).nodes if n.tensor.requires_grad}
+    assert len(needing_grad) == 5  # x, h, tanh, add, sum (not the constant 2)
+    assert len(steps) == len(needing_grad)
+    assert len({s.node for s in steps}) == len(steps)  # no tensor twice
+    assert "sent a share, and the shares were added" in caption_of(steps, h, root)
+
+
 def frame_grads(step) -> dict[str, str]:
     """Node id -> the gradient text written in that node's box in this frame."""
-    found = re.findall(r'^\s*(n\d+) \[label=<.*?grad (.*?)<BR ALIGN="LEFT"/></FONT>>', step.picture.source, re.M)
+    found = re.findall(r'^\s*(n\d+) \[label=<.*?grad (.*?)<BR ALIGN="LEFT"/></FONT>', step.picture.source, re.M)
     return dict(found)
 
 
@@ -52,7 +66,7 @@ def test_first_frame_highlights_the_loss_and_shows_only_its_gradient():
     first = draw_backward_steps(loss, renderer="none")[0]
     root = walk(loss).root
     assert first.node == root
-    assert re.search(rf'^\s*{root} \[.*class="current"', first.picture.source, re.M)
+    assert re.search(rf'^\s*{root} \[.*class=current', first.picture.source, re.M)
     grads = frame_grads(first)
     assert grads[root] == "1"
     assert all(g in (NO_GRAD_YET, NOT_NEEDED) for node_id, g in grads.items() if node_id != root)
@@ -75,7 +89,7 @@ def test_gradients_appear_once_complete_and_equal_those_of_backward():
 def test_the_edges_receiving_gradient_in_a_step_point_back_at_the_inputs():
     loss, _ = neuron_loss()
     step = draw_backward_steps(loss, renderer="none")[0]
-    flowing = re.findall(r"(n\d+) -> (n\d+) \[.*dir=\"back\"", step.picture.source)
+    flowing = re.findall(r"(n\d+) -> (n\d+) \[.*dir=back", step.picture.source)
     assert flowing and all(head == step.node for _, head in flowing)
 
 
@@ -91,6 +105,41 @@ def test_drawing_the_steps_leaves_every_gradient_as_it_was():
     # ... and an earlier gradient does not leak into the frames: they show this pass alone.
     w_id = walk(loss).id_of(w)
     assert frame_grads(steps[-1])[w_id] != summarize(earlier)
+
+
+def test_a_failing_backward_leaves_every_gradient_as_it_was():
+    w = Tensor([0.5, -1.0], requires_grad=True, name="w")
+
+    def broken(g):
+        raise RuntimeError("broken backward")
+
+    # Backward reaches the sum and the mul (storing their .grad) before the broken op raises.
+    root = (Tensor.record(w.data * 1.0, (w,), "broken", broken) * 3).sum()
+    marker = np.array(9.0)
+    root.grad, w.grad = marker, None
+    with pytest.raises(RuntimeError, match="broken backward"):
+        draw_backward_steps(root, renderer="none")
+    assert root.grad is marker and w.grad is None
+    assert all(t.grad is None for t in root.topological_order() if t is not root)
+
+
+def test_a_1_by_1_output_starts_backward_as_an_output_not_a_loss():
+    w = Tensor([[0.5]], requires_grad=True, name="w")
+    pred = Tensor([[2.0]], name="x") @ w  # one number, shape (1, 1): backward() needs no grad
+    first = draw_backward_steps(pred, renderer="none")[0]
+    assert "the gradient of the output with respect to itself is 1" in first.caption
+    assert "loss" not in first.caption
+
+
+def test_saving_the_steps_into_a_path_under_a_file_is_refused_and_writes_nothing(tmp_path):
+    blocker = tmp_path / "notes.txt"
+    blocker.write_text("a file, not a folder")
+    loss, _ = neuron_loss()
+    steps = draw_backward_steps(loss, renderer="none")
+    with pytest.raises(NotADirectoryError, match=f"cannot write {re.escape(str(blocker / 'frames'))}: "
+                                                 f"{re.escape(str(blocker))} is a file"):
+        steps.save(blocker / "frames")
+    assert blocker.read_text() == "a file, not a folder" and sorted(tmp_path.iterdir()) == [blocker]
 
 
 def caption_of(steps, tensor: Tensor, root: Tensor) -> str:

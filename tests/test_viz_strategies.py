@@ -38,7 +38,7 @@ def test_strategies_picture_has_one_graph_per_sample_and_one_for_the_batch():
     # The per-sample side: each loss is backpropagated into the sum, then the 1/B.
     for i in range(3):
         assert re.search(rf"s{i}_n\d+ -> sum_grads", source)
-    assert "sum_grads -> one_over_B;" in source and "× 1/B = 1/3" in source
+    assert "sum_grads -> one_over_B\n" in source and "× 1/B = 1/3" in source
     # The batched side: the root of the batched graph is the mean, annotated as the averaging.
     batched_root = re.search(r"batched_note -> (b_n\d+)", source).group(1)
     assert re.search(rf"{batched_root} \[label=<<B>mean · loss</B>", source)
@@ -81,9 +81,9 @@ def test_error_first_picture_marks_the_which_activations_question(variant):
     model, X, y = regression(B=3)
     source = draw_error_first(model, nn.mse_loss, X, y, variant, renderer="none").source
     assert clusters(source) == ["sample0", "sample1", "sample2", "variant"]
-    assert "which activations?" in source and "averaged -> which;" in source
+    assert "which activations?" in source and "averaged -> which\n" in source
     # A dashed "?" edge back to every sample's output: any of them could have been used.
-    questioned = re.findall(r'which -> (s\d+_n\d+) \[style="dashed".*label="\?"', source)
+    questioned = re.findall(r'which -> (s\d+_n\d+) \[.*label="\?".*style=dashed', source)
     assert [q.split("_")[0] for q in questioned] == ["s0", "s1", "s2"]
     assert re.search(r'which -> v_n\d+ \[.*label="backward once"', source)
 
@@ -135,3 +135,24 @@ def test_mismatched_batch_is_refused():
 
 def test_every_error_first_variant_of_the_engine_has_an_explanation():
     assert set(WHICH_ACTIVATIONS) == set(VARIANTS)
+
+
+def test_a_drawing_that_fails_midway_leaves_every_gradient_as_it_was():
+    # The loss function fails on the batched pass, after B per-sample backward passes have
+    # filled .grad: the drawing must still put every parameter's old .grad back.
+    model, X, y = regression(B=3)
+    params = model.parameters()
+    markers = [np.full(p.shape, 5.0 + k) for k, p in enumerate(params)]
+    for p, m in zip(params, markers):
+        p.grad = m
+
+    def fails_on_the_whole_batch(pred, target):
+        if len(pred) > 1:
+            raise RuntimeError("loss refused the batch")
+        return nn.mse_loss(pred, target)
+
+    with pytest.raises(RuntimeError, match="loss refused the batch"):
+        draw_strategies(model, fails_on_the_whole_batch, X, y, renderer="none")
+    with pytest.raises(RuntimeError, match="loss refused the batch"):
+        draw_error_first(model, fails_on_the_whole_batch, X, y, "mean_input", renderer="none")
+    assert all(p.grad is m for p, m in zip(params, markers))

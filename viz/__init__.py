@@ -13,7 +13,13 @@ Pictures for the question "what gets averaged in a mini-batch?":
 - ``draw_backward_steps(loss)``: the backward pass frame by frame, with an HTML slider.
 
 ``python -m viz gallery --out DIR`` draws all of them for a small example.
-The engine never imports this package; this package only reads graphs, never changes them.
+
+How it is built: ``graph.walk`` lists the tensors in the engine's own topological order,
+``dot`` writes them as DOT with the ``graphviz`` package, ``render`` runs Graphviz. Fused
+operations (``linear``, ``cross_entropy``) print their backward rules in their box; the
+rules are a small table in ``formulas.py``, where your own operation can add its lines.
+The engine never imports this package; this package only reads graphs, never changes them
+(every ``.grad`` it uses for a drawing is put back afterwards).
 """
 
 from .draw import draw_graph

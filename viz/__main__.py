@@ -77,7 +77,11 @@ def main(argv: Sequence[str] | None = None) -> int:
         chosen = available_renderer(args.renderer)
     except RendererChoiceError as exc:  # a bad $VIZ_RENDERER: a usage error, not a traceback
         parser.error(str(exc))
-    written = gallery(args.out, args.renderer)
+    try:
+        written = gallery(args.out, args.renderer)
+    except OSError as exc:  # --out under a file, say: one clear line, not a traceback
+        print(f"python -m viz: {exc}", file=sys.stderr)
+        return 1
     frames = sum(1 for _, what in written if what.startswith("one frame"))
     how = f"rendered with {chosen}" if chosen else "DOT text only"
     print(f"Gallery: {len(written)} files in {args.out}/ ({how})")

@@ -1,47 +1,57 @@
-"""Write a walked graph as DOT, the text language of Graphviz.
+"""Write a walked graph as DOT, the text language of Graphviz, with the ``graphviz`` package.
 
 DOT is small: ``digraph name { statements }``, where a statement is a node
-``n0 [label=..., fillcolor="#dae8fc"]`` or an edge ``n0 -> n2``. Everything here produces
-plain strings, so the DOT text of a graph can be read, compared with expected text in
-tests, and rendered by any Graphviz.
+``n0 [label=<...> fillcolor="#dae8fc"]`` or an edge ``n0 -> n2``. The ``graphviz`` package's
+``Digraph`` writes it: ``dot.node(id, **attributes)``, ``dot.edge(tail, head)``, and
+``dot.subgraph(name="cluster_...")`` for a titled box around several nodes. It quotes ids and
+attribute values and sorts each node's attributes by name, so the DOT text of a graph is the
+same every time, can be compared with expected text in tests, and rendered by any Graphviz.
 
-Escaping is the one subtle part. Node labels use Graphviz's HTML-like syntax
-(``label=<...>``), which allows bold headers and small summary lines. Inside it:
+One thing the package leaves to us: the text *inside* a label. Node labels use Graphviz's
+HTML-like syntax (an attribute value written ``<...>``, which ``Digraph`` passes through
+unchanged), for bold headers and small summary lines. ``html_escape`` makes text safe there:
 
-- ``<``, ``>``, ``&`` and ``"`` are written as ``&lt;``, ``&gt;``, ``&amp;``, ``&quot;``,
-  so an op called ``<lambda>`` cannot end the label early;
+- ``<``, ``>``, ``&`` and ``"`` become ``&lt;``, ``&gt;``, ``&amp;``, ``&quot;``, so an op called
+  ``<lambda>`` cannot end the label early (``graphviz.escape`` and ``graphviz.nohtml`` do not
+  do this: they are for plain quoted strings, and only double backslashes or turn HTML off);
 - a backslash is written twice, because Graphviz reads ``\\N`` in a label as "the node's
   name" (and ``\\\\`` as one backslash) even in HTML-like labels;
-- ``{``, ``}`` and ``|`` need nothing: they are special only in *record* labels, which
-  this module never uses.
-
-Ordinary attribute values are double-quoted strings, where ``"`` and ``\\`` get a backslash.
+- characters Graphviz refuses (control characters) and that UTF-8 cannot encode (lone
+  surrogates) are written as Python escapes first (see ``graph.shown_text``);
+- ``{``, ``}`` and ``|`` need nothing: they are special only in *record* labels, never used here.
 """
 
 from __future__ import annotations
 
-import re
-from collections.abc import Iterable, Mapping
+from collections.abc import Iterable, Iterator, Mapping
+from contextlib import contextmanager
 
 from tinygrad_mb.checks import shape_str
 
-from .graph import Graph, Node
+from .formulas import backward_formulas
+from .graph import Graph, Node, shown_text
 
+try:
+    import graphviz
+except ImportError:  # the `viz` extra was not installed
+    raise ImportError(
+        "viz needs the `graphviz` Python package to write DOT text: pip install graphviz "
+        "(or pip install 'tinygrad-mb[viz]', which also installs a renderer)"
+    ) from None
 
-class Html(str):
-    """Text already in Graphviz's HTML-like label syntax: written as <...>, not quoted."""
-
-
-def quote(text: str) -> str:
-    """``text`` as a DOT double-quoted string."""
-    escaped = text.replace("\\", "\\\\").replace('"', '\\"').replace("\n", "\\n")
-    return f'"{escaped}"'
+RANKDIRS = ("LR", "TB", "RL", "BT")
 
 
 def html_escape(text: str) -> str:
-    """``text`` made safe inside an HTML-like label (see the module docstring)."""
+    """``text`` made safe inside an HTML-like label (see the module docstring).
+
+    Needed although ``Digraph`` quotes everything else: it writes a ``<...>`` value exactly as
+    given, and ``graphviz.escape`` only doubles backslashes (for quoted strings), so ``&``,
+    ``<``, ``>`` and ``"`` inside a label are ours to escape.
+    """
     return (
-        text.replace("\\", "\\\\")
+        shown_text(text)
+        .replace("\\", "\\\\")
         .replace("&", "&amp;")
         .replace("<", "&lt;")
         .replace(">", "&gt;")
@@ -49,41 +59,20 @@ def html_escape(text: str) -> str:
     )
 
 
-def html_lines(lines: Iterable[str], bold_first: bool = False) -> Html:
-    """A left-aligned multi-line HTML-like label from plain text lines (escaped here)."""
+def html_lines(lines: Iterable[str], bold_first: bool = False) -> str:
+    """Plain text lines (escaped here) as left-aligned lines of an HTML-like label's body."""
     parts = []
     for i, line in enumerate(lines):
         text = html_escape(line)
         if bold_first and i == 0:
             text = f"<B>{text}</B>"
         parts.append(text + '<BR ALIGN="LEFT"/>')
-    return Html("".join(parts))
+    return "".join(parts)
 
 
-def attr_list(attrs: Mapping[str, str]) -> str:
-    """``[key="value", label=<...>]``; keys are written in the order given."""
-    items = [f"{key}=<{value}>" if isinstance(value, Html) else f"{key}={quote(value)}"
-             for key, value in attrs.items()]
-    return "[" + ", ".join(items) + "]"
-
-
-_ID = re.compile(r"[A-Za-z_][A-Za-z_0-9]*\Z")
-
-
-def _check_id(node_id: str) -> str:
-    # Node ids are generated ("n3", "s0_n3"), so they never need quoting; refuse anything else.
-    if not _ID.match(node_id):
-        raise ValueError(f"dot: node id {node_id!r} must be letters, digits and _ (not starting with a digit)")
-    return node_id
-
-
-def node_statement(node_id: str, attrs: Mapping[str, str]) -> str:
-    return f"{_check_id(node_id)} {attr_list(attrs)};"
-
-
-def edge_statement(tail: str, head: str, attrs: Mapping[str, str] | None = None) -> str:
-    suffix = f" {attr_list(attrs)}" if attrs else ""
-    return f"{_check_id(tail)} -> {_check_id(head)}{suffix};"
+def html_label(lines: Iterable[str], bold_first: bool = False) -> str:
+    """A whole HTML-like label from plain text lines: ``<...>``, which Digraph writes unquoted."""
+    return f"<{html_lines(lines, bold_first)}>"
 
 
 # ---------------------------------------------------------------------------- node looks
@@ -97,6 +86,7 @@ STYLES: dict[str, dict[str, str]] = {
     "output": {"shape": "box", "style": "rounded,filled,bold", "fillcolor": "#e1d5e7", "color": "#9673a6"},
 }
 NOTE_STYLE = {"shape": "note", "style": "filled", "fillcolor": "#ffffff", "color": "#888888"}
+FORMULA_COLOR = "#1f4e79"  # the backward rules of a fused node (viz/formulas.py), under its summaries
 
 
 def node_header(node: Node) -> str:
@@ -113,24 +103,49 @@ def node_header(node: Node) -> str:
     return " · ".join(words)
 
 
-def node_label(node: Node) -> Html:
-    """Header, shape, data summary and gradient summary, one per line."""
+def node_label(node: Node) -> str:
+    """Header, shape, data summary and gradient summary, one per line; then any backward rules."""
     header = html_lines([node_header(node)], bold_first=True)
     details = html_lines([f"shape {shape_str(node.shape)}", f"data {node.data}", f"grad {node.grad}"])
-    return Html(f'{header}<FONT POINT-SIZE="9">{details}</FONT>')
+    label = f'{header}<FONT POINT-SIZE="9">{details}</FONT>'
+    formulas = backward_formulas(node.op)
+    if formulas:
+        label += f'<FONT POINT-SIZE="9" COLOR="{FORMULA_COLOR}">{html_lines(formulas)}</FONT>'
+    return f"<{label}>"
 
 
 def node_attrs(node: Node) -> dict[str, str]:
     return {"label": node_label(node), **STYLES[node.kind]}
 
 
-def graph_statements(
+# ---------------------------------------------------------------------------- whole pictures
+def new_digraph(rankdir: str = "LR", title: str | None = None) -> graphviz.Digraph:
+    """An empty picture with the project's fonts and colours.
+
+    ``rankdir="LR"`` lays the graph out left to right: inputs on the left, the loss on the
+    right, the way data flows in the forward pass.
+    """
+    if rankdir not in RANKDIRS:
+        raise ValueError(f"dot: rankdir must be one of {', '.join(RANKDIRS)}, got {rankdir!r}")
+    graph_attr = {"rankdir": rankdir, "fontname": "Helvetica", "fontsize": "11"}
+    if title:
+        graph_attr.update(label=html_label(title.splitlines(), bold_first=True), labelloc="t")
+    return graphviz.Digraph(
+        "computation_graph",
+        graph_attr=graph_attr,
+        node_attr={"fontname": "Helvetica", "fontsize": "10"},
+        edge_attr={"fontname": "Helvetica", "fontsize": "9", "color": "#555555", "arrowsize": "0.7"},
+    )
+
+
+def add_graph(
+    dot: graphviz.Digraph,
     graph: Graph,
     prefix: str = "",
     extra_node_attrs: Mapping[str, Mapping[str, str]] | None = None,
     extra_edge_attrs: Mapping[tuple[str, str], Mapping[str, str]] | None = None,
-) -> list[str]:
-    """The node and edge statements of ``graph`` (no ``digraph {`` around them).
+) -> None:
+    """Add the nodes and edges of ``graph`` to ``dot`` (a picture or a cluster in one).
 
     Args:
         prefix: put before every node id, so several graphs can share one picture.
@@ -139,48 +154,30 @@ def graph_statements(
     """
     extra_node_attrs = extra_node_attrs or {}
     extra_edge_attrs = extra_edge_attrs or {}
-    lines = []
     if graph.hidden:
         # The node cap: one note stands for everything left out, with a dashed edge to
         # each shown node that has an input among the hidden ones.
         note = f"… {graph.hidden:,} more tensors not shown (node cap)"
-        lines.append(node_statement(prefix + "folded", {"label": html_lines([note]), **NOTE_STYLE}))
+        dot.node(prefix + "folded", label=html_label([note]), **NOTE_STYLE)
     for node in graph.nodes:
-        lines.append(node_statement(prefix + node.id, {**node_attrs(node), **extra_node_attrs.get(node.id, {})}))
+        dot.node(prefix + node.id, **{**node_attrs(node), **extra_node_attrs.get(node.id, {})})
     for cut_id in graph.cut:
-        lines.append(edge_statement(prefix + "folded", prefix + cut_id, {"style": "dashed"}))
+        dot.edge(prefix + "folded", prefix + cut_id, style="dashed")
     for tail, head in graph.edges:
-        lines.append(edge_statement(prefix + tail, prefix + head, extra_edge_attrs.get((tail, head))))
-    return lines
+        dot.edge(prefix + tail, prefix + head, **extra_edge_attrs.get((tail, head), {}))
 
 
-def cluster(name: str, label: str, statements: list[str], attrs: Mapping[str, str] | None = None) -> list[str]:
-    """A box drawn around ``statements``, titled ``label``."""
-    head = f"subgraph cluster_{_check_id(name)} {{"
-    body = [f"graph {attr_list({'label': html_lines(label.splitlines()), **(attrs or {})})};", *statements]
-    return [head, *("  " + s for s in body), "}"]
-
-
-def digraph(statements: list[str], rankdir: str = "LR", title: str | None = None) -> str:
-    """A complete DOT document around ``statements``.
-
-    ``rankdir="LR"`` lays the graph out left to right: inputs on the left, the loss on the
-    right, the way data flows in the forward pass.
-    """
-    if rankdir not in ("LR", "TB", "RL", "BT"):
-        raise ValueError(f"dot: rankdir must be one of LR, TB, RL, BT, got {rankdir!r}")
-    graph_attrs = {"rankdir": rankdir, "fontname": "Helvetica", "fontsize": "11"}
-    if title:
-        graph_attrs.update(label=html_lines(title.splitlines(), bold_first=True), labelloc="t")
-    header = [
-        "digraph computation_graph {",
-        f"  graph {attr_list(graph_attrs)};",
-        f"  node {attr_list({'fontname': 'Helvetica', 'fontsize': '10'})};",
-        f"  edge {attr_list({'fontname': 'Helvetica', 'fontsize': '9', 'color': '#555555', 'arrowsize': '0.7'})};",
-    ]
-    return "\n".join([*header, *("  " + s for s in statements), "}"]) + "\n"
+@contextmanager
+def cluster(dot: graphviz.Digraph, name: str, label: str,
+            attrs: Mapping[str, str] | None = None) -> Iterator[graphviz.Digraph]:
+    """``with cluster(dot, name, label) as box:`` -- what is added to ``box`` is drawn in a titled box."""
+    with dot.subgraph(name=f"cluster_{name}") as box:  # "cluster_" makes Graphviz draw the box
+        box.attr("graph", label=html_label(label.splitlines()), **(attrs or {}))
+        yield box
 
 
 def to_dot(graph: Graph, rankdir: str = "LR", title: str | None = None) -> str:
     """The DOT text of one graph."""
-    return digraph(graph_statements(graph), rankdir=rankdir, title=title)
+    dot = new_digraph(rankdir=rankdir, title=title)
+    add_graph(dot, graph)
+    return dot.source

@@ -34,7 +34,8 @@ def draw_graph(
     Args:
         root: the tensor to draw, usually a loss; call ``loss.backward()`` first to see gradients.
         max_nodes: show at most this many tensors (those nearest the root) and fold the rest
-            into one note; None shows everything.
+            into one note; None shows everything (Graphviz needs minutes for tens of thousands
+            of nodes: rendering stops with a ``RenderError`` after ``viz.render.RENDER_TIMEOUT_S``).
         rankdir: "LR" (inputs left, loss right) or "TB" (top to bottom).
         title: a line written above the picture.
         renderer: "auto", "dot", "pygraphviz" or "none"; None reads $VIZ_RENDERER.

@@ -6,11 +6,12 @@ turns that into DOT text, ``viz.render`` turns DOT into pictures.
 
 Two choices matter:
 
-- The walk uses an explicit stack, never recursion, so a chain of 100,000 operations is
-  walked as easily as a chain of 3 (Python's call stack holds about 1,000 frames).
-- Node ids are ``n0, n1, ...`` counted in the order the walk meets the tensors, never
-  Python's ``id()`` (a memory address): the same computation always gets the same ids,
-  so it always produces the same DOT text, and tests can compare it with expected text.
+- The walk is the engine's own: ``root.topological_order(every_input=True)``, the order
+  ``backward`` uses, with data and constants included. One graph walk for the engine and
+  its pictures, iterative, so a chain of 100,000 operations is walked as easily as 3.
+- Node ids are ``n0, n1, ...`` counted in that order, never Python's ``id()`` (a memory
+  address): the same computation always gets the same ids, so it always produces the same
+  DOT text, and tests can compare it with expected text.
 """
 
 from __future__ import annotations
@@ -26,9 +27,6 @@ from tinygrad_mb.checks import shape_str
 NO_GRAD_YET = "—"  # what a node shows before backward has reached it
 NOT_NEEDED = "not needed"  # tensors that do not require grad never get one
 
-# How each kind of tensor is called in pictures (see ``kind_of``).
-KINDS = ("parameter", "input", "constant", "op", "loss", "output")
-
 
 @dataclass(frozen=True)
 class Node:
@@ -39,7 +37,7 @@ class Node:
         kind: "parameter", "input", "constant", "op", or for the root "loss" (a scalar)
             or "output" (anything else).
         op: the operation that produced the tensor ("" for a leaf).
-        name: the tensor's ``name``, or None.
+        name: the tensor's ``name`` as text (see ``shown_text``), or None.
         shape: the tensor's shape.
         data: a short summary of the values (see ``summarize``).
         grad: a short summary of the gradient, "—" before backward, "not needed" for
@@ -91,6 +89,24 @@ class Graph:
         raise KeyError(f"this tensor is not shown in the graph (shape {shape_str(tensor.shape)})")
 
 
+def shown_text(value: object) -> str:
+    """``value`` as a picture writes it: ``str(value)``, with undrawable characters escaped.
+
+    A name may be any object (``name=3`` is drawn as "3"), and any string: characters that
+    Python's ``repr`` would escape -- control characters such as a tab or NUL, lone
+    surrogates such as '\\ud800' -- are written the way ``repr`` writes them ("\\t",
+    "\\x00", "\\ud800"). Graphviz refuses control characters in a label, and UTF-8, the
+    encoding of DOT files, SVG and HTML pages, has no bytes for a lone surrogate.
+    """
+    try:
+        text = value if isinstance(value, str) else str(value)
+    except Exception:  # a name whose __str__ fails still gets a box
+        text = f"<{type(value).__name__}>"
+    if text.isprintable():  # the common case: nothing to escape
+        return text
+    return "".join(ch if ch.isprintable() else ascii(ch)[1:-1] for ch in text)
+
+
 def format_number(x: float) -> str:
     """Four significant digits: 0.1235, -12.5, 1.235e-07."""
     return f"{float(x):.4g}"
@@ -133,39 +149,13 @@ def kind_of(t: Tensor, is_root: bool) -> str:
     return "constant" if t.size == 1 and t.name is None else "input"
 
 
-def walk_order(root: Tensor) -> list[Tensor]:
-    """Every tensor ``root`` was computed from (including constants), inputs first, root last.
-
-    A depth-first search with an explicit stack. A tensor is emitted once all of its
-    inputs have been, and the first input of an operation is visited before the second,
-    so ``a * b`` lists a, then b, then the product.
-
-    A tensor counts as visited when it is popped and expanded, not when it is pushed. The
-    difference shows when a tensor is reached twice: in ``a * b`` with ``a = exp(b)``, b
-    is pushed as an input of the product, but it must be emitted as an input of a, which
-    is visited first. Marking b when pushed would skip it there and emit it after a.
-    """
-    order: list[Tensor] = []
-    visited: set[Tensor] = set()  # Tensor has no __eq__, so sets compare identity
-    stack: list[tuple[Tensor, bool]] = [(root, False)]
-    while stack:
-        t, inputs_done = stack.pop()
-        if inputs_done:
-            order.append(t)
-            continue
-        if t in visited:  # pushed a second time before its first visit: already handled
-            continue
-        visited.add(t)
-        stack.append((t, True))
-        # Pushed in reverse so that the first input is popped (visited) first.
-        for parent in reversed(t.parents):
-            if parent not in visited:
-                stack.append((parent, False))
-    return order
-
-
 def nearest_to_root(root: Tensor, limit: int) -> set[Tensor]:
-    """The ``limit`` tensors closest to the root (breadth-first: the last operations first)."""
+    """The ``limit`` tensors closest to the root (breadth-first: the last operations first).
+
+    Not a second walk order but a choice of what to show: breadth-first keeps the last few
+    operations of *every* branch, where a depth-first cap would spend all of its nodes
+    going deep down the first branch and show none of the others.
+    """
     kept: set[Tensor] = {root}
     queue = deque([root])
     while queue and len(kept) < limit:
@@ -191,7 +181,7 @@ def walk(root: Tensor, max_nodes: int | None = None) -> Graph:
     """
     if max_nodes is not None and max_nodes < 1:
         raise ValueError(f"walk: max_nodes must be at least 1 (or None for no limit), got {max_nodes}")
-    order = walk_order(root)
+    order = root.topological_order(every_input=True)  # inputs first, root last
     hidden = 0
     if max_nodes is not None and len(order) > max_nodes:
         shown = nearest_to_root(root, max_nodes)
@@ -203,8 +193,8 @@ def walk(root: Tensor, max_nodes: int | None = None) -> Graph:
         Node(
             id=ids[t],
             kind=kind_of(t, t is root),
-            op=t.op,
-            name=t.name,
+            op=shown_text(t.op),
+            name=None if t.name is None else shown_text(t.name),
             shape=tuple(t.shape),
             data=summarize(t.data),
             grad=grad_summary(t),

@@ -5,7 +5,12 @@ Two renderers, tried in this order:
 1. ``dot``: the Graphviz program, when it is on PATH (``apt-get install graphviz``,
    ``brew install graphviz``). Run as a subprocess, DOT in on stdin, the picture out on stdout.
 2. ``pygraphviz``: the Python package, whose wheel bundles the Graphviz libraries, so a
-   plain ``pip install`` renders in-process with no system package at all.
+   plain ``pip install`` renders with no system package at all.
+
+Both run in a child process, which is what lets a huge graph be stopped: the layout runs
+inside Graphviz's C code, where Python can neither interrupt it (Ctrl-C would wait until
+the layout ends) nor give up after a time limit. A child process is killed on Ctrl-C or
+after ``RENDER_TIMEOUT_S`` seconds, and the error then suggests drawing fewer nodes.
 
 If neither works, nothing crashes: a ``Picture`` still has its DOT text, shows it in
 Jupyter with a one-line hint on how to install a renderer, and ``.svg()`` / ``.save()``
@@ -22,6 +27,7 @@ import os
 import re
 import shutil
 import subprocess
+import sys
 from pathlib import Path
 from typing import Any
 
@@ -32,11 +38,14 @@ INSTALL_HINT = (
     "No Graphviz renderer found: `pip install pygraphviz` (or install Graphviz's `dot` program) "
     "to draw pictures; showing the DOT text instead."
 )
-RENDER_TIMEOUT_S = 300  # a safety net against a hung subprocess, far above any real graph
+# A safety net, far above what a readable picture needs (200 nodes lay out in under a second;
+# a chain of 40,000 takes minutes). Read at each render, so a test can make it tiny.
+RENDER_TIMEOUT_S: float = 300
 
 
 class RenderError(RuntimeError):
-    """A picture could not be made: no renderer, or the renderer refused the DOT text."""
+    """A picture could not be made: no renderer, the renderer refused the DOT text, or it ran
+    longer than ``RENDER_TIMEOUT_S`` seconds (then the message suggests ``max_nodes``)."""
 
 
 class RendererChoiceError(RenderError, ValueError):
@@ -99,37 +108,60 @@ def render(source: str, fmt: str = "svg", renderer: str | None = None) -> bytes:
     if chosen is None:
         raise RenderError(f"cannot draw the {fmt}: {_no_renderer_message(wanted)}")
     if chosen == "dot":
-        return _render_with_dot_program(source, fmt)
-    return _render_with_pygraphviz(source, fmt)
+        # Run directly rather than through the `graphviz` package's pipe(): that function has
+        # no timeout and copies Graphviz's warnings to the console unless quiet=True.
+        return _run_renderer([shutil.which("dot") or "dot", f"-T{fmt}"], source, fmt, "Graphviz `dot`")
+    return _run_renderer(_pygraphviz_command(fmt), source, fmt, "pygraphviz")
 
 
-def _render_with_dot_program(source: str, fmt: str) -> bytes:
-    # Run directly rather than through the `graphviz` package's pipe(): that function has no
-    # timeout, copies Graphviz's warnings to the console unless quiet=True, and would make
-    # this renderer need the package as well as the program.
-    program = shutil.which("dot") or "dot"
+# The pygraphviz renderer: a small Python program run by this same interpreter, DOT in on
+# stdin, the picture out on stdout, like the `dot` program (see the module docstring for why
+# not in this process). Warnings are silenced so that stderr holds only the error, if any.
+_PYGRAPHVIZ_PROGRAM = """\
+import sys, warnings
+warnings.simplefilter("ignore")
+sys.path.append(sys.argv[2])  # where this process found pygraphviz (if not on the usual path)
+try:
+    import pygraphviz
+    picture = pygraphviz.AGraph(string=sys.stdin.buffer.read().decode("utf-8")).draw(format=sys.argv[1], prog="dot")
+except Exception as exc:
+    sys.exit(str(exc).strip() or type(exc).__name__)
+sys.stdout.buffer.write(picture)
+"""
+
+
+def _pygraphviz_command(fmt: str) -> list[str]:
+    import pygraphviz
+
+    if not sys.executable:  # an embedded interpreter that cannot start another Python
+        raise RenderError(f"cannot draw the {fmt}: no Python program to run pygraphviz in (sys.executable is empty)")
+    # The child finds pygraphviz where this process did, even in a folder added to sys.path.
+    found_in = str(Path(pygraphviz.__file__).resolve().parent.parent)
+    return [sys.executable, "-c", _PYGRAPHVIZ_PROGRAM, fmt, found_in]
+
+
+def _run_renderer(command: list[str], source: str, fmt: str, who: str) -> bytes:
+    """Run a renderer in a child process with a time limit; Ctrl-C stops it too."""
     try:
-        done = subprocess.run(
-            [program, f"-T{fmt}"], input=source.encode("utf-8"), capture_output=True,
-            timeout=RENDER_TIMEOUT_S, check=False,
-        )
+        # On a timeout or a KeyboardInterrupt, subprocess.run kills the child before raising.
+        done = subprocess.run(command, input=dot_bytes(source), capture_output=True,
+                              timeout=RENDER_TIMEOUT_S, check=False)
+    except subprocess.TimeoutExpired:
+        nodes = len(_NODE_STATEMENT.findall(source))
+        raise RenderError(
+            f"cannot draw the {fmt}: {who} was stopped after {RENDER_TIMEOUT_S:g} s laying out {nodes:,} "
+            f"nodes; draw fewer, e.g. draw_graph(loss, max_nodes=200) (max_nodes=None draws every tensor)"
+        ) from None
     except (OSError, subprocess.SubprocessError) as exc:
-        raise RenderError(f"cannot draw the {fmt}: running Graphviz `dot` failed ({exc})") from None
+        raise RenderError(f"cannot draw the {fmt}: running {who} failed ({exc})") from None
     if done.returncode != 0 or not done.stdout:
-        raise RenderError(f"cannot draw the {fmt}: Graphviz `dot` said: {_graphviz_complaint(done.stderr)}")
+        raise RenderError(f"cannot draw the {fmt}: {who} said: {_graphviz_complaint(done.stderr)}")
     return done.stdout
 
 
-def _render_with_pygraphviz(source: str, fmt: str) -> bytes:
-    import pygraphviz
-
-    try:
-        picture = pygraphviz.AGraph(string=source).draw(format=fmt, prog="dot")
-    except Exception as exc:  # pygraphviz raises several types for bad DOT or missing plugins
-        raise RenderError(f"cannot draw the {fmt}: pygraphviz said: {str(exc).strip() or type(exc).__name__}") from None
-    if not picture:
-        raise RenderError(f"cannot draw the {fmt}: pygraphviz returned nothing")
-    return bytes(picture)
+def dot_bytes(source: str) -> bytes:
+    """DOT text as UTF-8 bytes; a lone surrogate (only in hand-written DOT) is written as ``\\udXXX``."""
+    return source.encode("utf-8", "backslashreplace")
 
 
 def _graphviz_complaint(stderr: bytes) -> str:
@@ -137,6 +169,23 @@ def _graphviz_complaint(stderr: bytes) -> str:
     lines = [ln.strip() for ln in stderr.decode("utf-8", "replace").splitlines()]
     useful = [ln for ln in lines if ln and not ln.startswith("Fontconfig")]
     return " / ".join(useful[:5]) or "no explanation"
+
+
+def check_location(path: Path, where: str, folder: bool = False) -> None:
+    """Refuse a path nothing can be written to, before anything is: a folder on the way is a
+    file, or (for a file, ``folder=False``) the path itself is a folder."""
+    if not folder and path.is_dir():
+        raise IsADirectoryError(
+            f"{where}: cannot write {path}: it is a folder; give a file name such as {path / 'graph.svg'}"
+        )
+    for place in [*([path] if folder else []), *path.parents]:  # the nearest existing one decides
+        if place.exists():
+            if not place.is_dir():
+                raise NotADirectoryError(
+                    f"{where}: cannot write {path}: {place} is a file, not a folder; "
+                    f"choose another path (or move that file away)"
+                )
+            return
 
 
 class Picture:
@@ -166,19 +215,23 @@ class Picture:
     def save(self, path: str | os.PathLike[str]) -> Path:
         """Write the picture; the suffix picks the format: .svg, .png, .pdf or .dot (the text).
 
-        Returns the path written. Raises ``RenderError`` (nothing written) when a picture
-        format is asked for and nothing can render; .dot always works.
+        Missing folders on the way are created. Returns the path written.
+
+        Raises (and then nothing is written):
+            ValueError: the suffix names no format.
+            NotADirectoryError / IsADirectoryError: the path cannot hold a file -- a folder on
+                the way is a file, or the path is a folder. Both are ``OSError``s, as Python's
+                own file errors are; the message names the path.
+            RenderError: a picture format is asked for and nothing can render (.dot always works).
         """
         out = Path(path)
         fmt = out.suffix.lower().lstrip(".")
-        if fmt == "dot":
-            content = self.source.encode("utf-8")
-        elif fmt in FORMATS:
-            content = render(self.source, fmt, self.renderer)
-        else:
+        if fmt != "dot" and fmt not in FORMATS:
             raise ValueError(
                 f"save: cannot tell the format from {out.name!r}; end the name with .svg, .png, .pdf or .dot"
             )
+        check_location(out, "save")  # before rendering: a bad path should not cost a layout
+        content = dot_bytes(self.source) if fmt == "dot" else render(self.source, fmt, self.renderer)
         out.parent.mkdir(parents=True, exist_ok=True)
         out.write_bytes(content)
         return out

@@ -23,12 +23,13 @@ from typing import Any
 
 import numpy as np
 
-from tinygrad_mb import Tensor, topological_order
+from tinygrad_mb import Tensor
+from tinygrad_mb.grad_mode import grads_put_back
 
-from .dot import digraph, graph_statements, node_header
+from .dot import add_graph, new_digraph, node_header
 from .draw import check_tensor
 from .graph import NO_GRAD_YET, NOT_NEEDED, Graph, Node, summarize, walk
-from .render import Picture, RenderError
+from .render import Picture, RenderError, check_location
 
 DEFAULT_MAX_NODES = 60  # one frame per tensor: past this the page is a slide show nobody reads
 
@@ -52,17 +53,12 @@ def backward_gradients(root: Tensor, tensors: list[Tensor], grad: Any = None) ->
 
     ``tensors`` are all the tensors of root's graph (the caller has walked it already).
     Runs backward from a clean slate (their ``.grad`` cleared first, so earlier backward
-    calls do not leak in) and afterwards puts every ``.grad`` back as it was.
+    calls do not leak in) and afterwards puts every ``.grad`` back as it was, also when
+    backward raises.
     """
-    saved = [(t, t.grad) for t in tensors]
-    try:
-        for t in tensors:
-            t.grad = None
+    with grads_put_back(tensors):
         root.backward(grad)
         return {t: t.grad.copy() for t in tensors if t.grad is not None}
-    finally:
-        for t, g in saved:
-            t.grad = g
 
 
 class BackwardSteps:
@@ -105,6 +101,7 @@ class BackwardSteps:
         Returns the paths written, the HTML page last.
         """
         out = Path(out_dir)
+        check_location(out, "BackwardSteps.save", folder=True)  # a clear error, and nothing written
         out.mkdir(parents=True, exist_ok=True)
         width = len(str(len(self.steps)))
         paths = [s.picture.save(out / f"{prefix}_{s.number:0{max(width, 2)}d}.svg") for s in self.steps]
@@ -143,8 +140,9 @@ def _caption(number: int, total: int, node: Node, graph: Graph, names: dict[str,
     consumers = len({head for tail, head in graph.edges if tail == node.id})
     text = f"Step {number} of {total}: {_describe(node)}. "
     if number == 1:
+        what = "loss" if node.kind == "loss" else "output"  # only a 0-d root is a loss
         text += ("Backward starts here with the output gradient it was given. " if seeded else
-                 "Backward starts here: the gradient of the loss with respect to itself is 1. ")
+                 f"Backward starts here: the gradient of the {what} with respect to itself is 1. ")
     elif uses == 1:
         text += "Its gradient is complete: the one operation that uses it has sent it. "
     elif consumers == 1:
@@ -201,7 +199,8 @@ def draw_backward_steps(
     tensors = [n.tensor for n in graph.nodes if n.tensor is not None]
     grads = backward_gradients(root, tensors, grad)
     ids = {n.tensor: n.id for n in graph.nodes}
-    order = [ids[t] for t in reversed(topological_order(root))]
+    # The engine's own order: backward visits exactly the tensors that require grad, root first.
+    order = [ids[t] for t in reversed(root.topological_order())]
     # Display names of the nodes that receive gradients (inputs that do not are not listed).
     names = {n.id: _describe(n) for n in graph.nodes if n.tensor is not None and n.tensor.requires_grad}
 
@@ -212,10 +211,10 @@ def draw_backward_steps(
         frame = replace(graph, nodes=nodes)
         node_attrs = {i: DONE for i in done} | {current: CURRENT}
         edge_attrs = {(tail, head): FLOWING for tail, head in graph.edges if head == current and tail in names}
-        source = digraph(graph_statements(frame, extra_node_attrs=node_attrs, extra_edge_attrs=edge_attrs),
-                         rankdir=rankdir)
+        dot = new_digraph(rankdir=rankdir)
+        add_graph(dot, frame, extra_node_attrs=node_attrs, extra_edge_attrs=edge_attrs)
         caption = _caption(k + 1, len(order), frame.node(current), frame, names, seeded=grad is not None)
-        steps.append(Step(k + 1, current, caption, Picture(source, renderer=renderer)))
+        steps.append(Step(k + 1, current, caption, Picture(dot.source, renderer=renderer)))
     return BackwardSteps(steps)
 
 

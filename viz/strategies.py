@@ -20,16 +20,16 @@ illustrates. The parameters' ``.grad`` is put back afterwards.
 
 from __future__ import annotations
 
-from collections.abc import Iterator
-from contextlib import contextmanager
 from typing import Any
 
+import graphviz
 import numpy as np
 
 from tinygrad_mb import Tensor, minibatch, nn
+from tinygrad_mb.grad_mode import grads_put_back
 from tinygrad_mb.minibatch import LossFn
 
-from .dot import cluster, digraph, edge_statement, graph_statements, html_lines, node_statement
+from .dot import add_graph, cluster, html_label, new_digraph
 from .graph import format_number, summarize, walk
 from .render import Picture
 
@@ -47,17 +47,6 @@ def shown_samples(batch_size: int, max_samples: int) -> list[int]:
     if batch_size <= max_samples:
         return list(range(batch_size))
     return [*range(max_samples - 1), batch_size - 1]
-
-
-@contextmanager
-def _grads_put_back(params: list[Tensor]) -> Iterator[None]:
-    """Let the drawing run backward passes; afterwards every parameter has its old .grad."""
-    saved = [p.grad for p in params]
-    try:
-        yield
-    finally:
-        for p, g in zip(params, saved):
-            p.grad = g
 
 
 def _take_grads(params: list[Tensor]) -> list[np.ndarray]:
@@ -82,9 +71,9 @@ def _agree(a: list[np.ndarray], b: list[np.ndarray]) -> bool:
     return all(np.allclose(u, v, rtol=1e-9, atol=1e-12) for u, v in zip(a, b))
 
 
-def _box(node_id: str, text: str, look: dict[str, str], shape: str = "box") -> str:
-    attrs = {"label": html_lines(text.splitlines()), "shape": shape, "style": "rounded,filled", **look}
-    return node_statement(node_id, attrs)
+def _box(dot: graphviz.Digraph, node_id: str, text: str, look: dict[str, str], shape: str = "box") -> None:
+    """A box of explanation (not a tensor) in the picture."""
+    dot.node(node_id, label=html_label(text.splitlines()), shape=shape, style="rounded,filled", **look)
 
 
 # ------------------------------------------------------------------------------ strategies
@@ -113,11 +102,10 @@ def draw_strategies(
     X, y, params = minibatch.check_batch(model, X, y, "draw_strategies")
     B = len(X)
     shown = shown_samples(B, max_samples)
-    lines: list[str] = []
+    title = "Where does the averaging happen? Per-sample graphs summed after backward, or a mean inside one graph"
+    dot = new_digraph(rankdir=rankdir, title=title)
     sample_losses: list[str] = []
-    with _grads_put_back(params):
-        for p in params:
-            p.grad = None
+    with grads_put_back(params):  # cleared for the drawing's own backward passes, then put back
         # Per-sample: B forward passes and B backward passes; .grad sums the gradients.
         total = [np.zeros_like(p.data) for p in params]
         for i in range(B):
@@ -126,7 +114,8 @@ def draw_strategies(
             if i in shown:  # walked after backward, so the boxes show this sample's gradients
                 sample_graph = walk(loss_i)
                 label = f"sample {i}: its own graph and loss ℓ_{i}, backpropagated alone"
-                lines += cluster(f"sample{i}", label, graph_statements(sample_graph, prefix=f"s{i}_"))
+                with cluster(dot, f"sample{i}", label) as box:
+                    add_graph(box, sample_graph, prefix=f"s{i}_")
                 sample_losses.append(f"s{i}_{sample_graph.root}")
             total = [running + grad for running, grad in zip(total, _take_grads(params))]
         per_sample = [t / B for t in total]
@@ -136,37 +125,36 @@ def draw_strategies(
         batch_loss.backward()
         batch_graph = walk(batch_loss)
         label = f"the whole batch (B = {B}): one graph, one backward pass"
-        lines += cluster("batched", label, graph_statements(batch_graph, prefix="b_"))
+        with cluster(dot, "batched", label) as box:
+            add_graph(box, batch_graph, prefix="b_")
         batched = _take_grads(params)
 
     same = _agree(per_sample, batched)
     diff = _max_difference(per_sample, batched)
     if len(shown) < B:
-        lines.append(_box("more", f"⋯ {B - len(shown)} more samples,\neach with a graph like these", {
-            "fillcolor": "#ffffff", "color": "#888888"}, shape="note"))
-        lines.append(edge_statement("more", "sum_grads", {"style": "dashed", "label": "backward"}))
-    lines += [
-        _box("sum_grads", f"Σ_i ∇θ ℓ_i  (the sum)\n.grad adds up the gradients\nof the B = {B} backward passes",
-             AVERAGING),
-        _box("one_over_B", f"× 1/B = 1/{B}  (the 1/B)\nafter all backward passes", AVERAGING),
-        _box("per_sample_result", "per-sample average\n(1/B) Σ_i ∇θ ℓ_i", RESULT_OK),
-        _box("batched_note", f"mean over the batch: the sum and the 1/B\nare a node of the forward graph;\n"
-             f"backward hands each sample 1/{B} of the gradient", AVERAGING, shape="note"),
-        _box("batched_result", "batched mean\n∇θ L_B from one backward pass", RESULT_OK),
-        _box("same", ("the same gradient" if same else "the gradients DIFFER")
-             + f"\nmax |difference| = {format_number(diff)}", RESULT_OK if same else RESULT_WRONG),
-        *(edge_statement(loss_id, "sum_grads", {"label": "backward"}) for loss_id in sample_losses),
-        edge_statement("sum_grads", "one_over_B"),
-        edge_statement("one_over_B", "per_sample_result"),
-        edge_statement("per_sample_result", "same"),
-        edge_statement("batched_note", f"b_{batch_graph.root}", {"style": "dashed", "arrowhead": "none"}),
-        edge_statement(f"b_{batch_graph.root}", "batched_result", {"label": "backward"}),
-        edge_statement("batched_result", "same"),
-    ]
-    title = "Where does the averaging happen? Per-sample graphs summed after backward, or a mean inside one graph"
+        _box(dot, "more", f"⋯ {B - len(shown)} more samples,\neach with a graph like these",
+             {"fillcolor": "#ffffff", "color": "#888888"}, shape="note")
+        dot.edge("more", "sum_grads", style="dashed", label="backward")
+    _box(dot, "sum_grads", f"Σ_i ∇θ ℓ_i  (the sum)\n.grad adds up the gradients\nof the B = {B} backward passes",
+         AVERAGING)
+    _box(dot, "one_over_B", f"× 1/B = 1/{B}  (the 1/B)\nafter all backward passes", AVERAGING)
+    _box(dot, "per_sample_result", "per-sample average\n(1/B) Σ_i ∇θ ℓ_i", RESULT_OK)
+    _box(dot, "batched_note", f"mean over the batch: the sum and the 1/B\nare a node of the forward graph;\n"
+         f"backward hands each sample 1/{B} of the gradient", AVERAGING, shape="note")
+    _box(dot, "batched_result", "batched mean\n∇θ L_B from one backward pass", RESULT_OK)
+    _box(dot, "same", ("the same gradient" if same else "the gradients DIFFER")
+         + f"\nmax |difference| = {format_number(diff)}", RESULT_OK if same else RESULT_WRONG)
+    for loss_id in sample_losses:
+        dot.edge(loss_id, "sum_grads", label="backward")
+    dot.edge("sum_grads", "one_over_B")
+    dot.edge("one_over_B", "per_sample_result")
+    dot.edge("per_sample_result", "same")
+    dot.edge("batched_note", f"b_{batch_graph.root}", style="dashed", arrowhead="none")
+    dot.edge(f"b_{batch_graph.root}", "batched_result", label="backward")
+    dot.edge("batched_result", "same")
     facts = {"batch_size": B, "shown_samples": shown, "per_sample_average": per_sample,
              "batched_mean": batched, "max_abs_difference": diff}
-    return Picture(digraph(lines, rankdir=rankdir, title=title), renderer=renderer, facts=facts)
+    return Picture(dot.source, renderer=renderer, facts=facts)
 
 
 # ------------------------------------------------------------------------------ error first
@@ -208,17 +196,17 @@ def draw_error_first(
     minibatch.check_variant(variant, loss_fn, "draw_error_first")
     B = len(X)
     shown = shown_samples(B, max_samples)
-    lines: list[str] = []
+    title = f"Averaging the error first ({variant}): one backward pass, but through which activations?"
+    dot = new_digraph(rankdir=rankdir, title=title)
     outputs: list[tuple[int, str]] = []
-    with _grads_put_back(params):
-        for p in params:
-            p.grad = None
+    with grads_put_back(params):  # cleared for the drawing's own backward passes, then put back
         for i in shown:
             pred_i, loss_i = _sample(model, loss_fn, X, y, i)
             loss_i.backward()  # walked after backward, so ŷ_i's box shows g_i, this sample's error
             out_graph = walk(pred_i)
             label = f"sample {i}: its forward pass and its own activations;\nits error g_{i} = ∂ℓ_{i}/∂ŷ_{i}"
-            lines += cluster(f"sample{i}", label, graph_statements(out_graph, prefix=f"s{i}_"))
+            with cluster(dot, f"sample{i}", label) as box:
+                add_graph(box, out_graph, prefix=f"s{i}_")
             outputs.append((i, f"s{i}_{out_graph.root}"))
             _take_grads(params)
 
@@ -235,7 +223,8 @@ def draw_error_first(
         variant_root = f"v_{variant_graph.root}"
         which = WHICH_ACTIVATIONS[variant]
         label = f"variant {variant}: ONE backward pass, through {which.splitlines()[0]}"
-        lines += cluster("variant", label, graph_statements(variant_graph, prefix="v_"), {"color": "#b85450"})
+        with cluster(dot, "variant", label, {"color": "#b85450"}) as box:
+            add_graph(box, variant_graph, prefix="v_")
         wrong_grads = _take_grads(params)
 
     averaged_first = f"ḡ = mean_i g_i = {summarize(mean_error)}\nthe output error averaged\nBEFORE backpropagation"
@@ -251,23 +240,21 @@ def draw_error_first(
     verdict = ("equal here (one sample, or all inputs the same)" if exact
                else "WRONG: not the mini-batch gradient")
     if len(shown) < B:
-        lines.append(_box("more", f"⋯ {B - len(shown)} more samples,\neach with its own activations", {
-            "fillcolor": "#ffffff", "color": "#888888"}, shape="note"))
-        lines.append(edge_statement("more", "averaged", {"style": "dashed"}))
-    lines += [
-        _box("averaged", averaged, AVERAGING),
-        _box("which", f"which activations?\n{variant} uses\n{which}", QUESTION),
-        _box("result", f"error-first gradient vs the true (batched mean) gradient\n"
-             f"max |difference| = {format_number(diff)}\n{verdict}", RESULT_OK if exact else RESULT_WRONG),
-        *(edge_statement(out_id, "averaged", {"label": f"{edge_text}_{i}"}) for i, out_id in outputs),
-        edge_statement("averaged", "which"),
-        # The ambiguity: every forward pass left activations; dashed "?" edges point back at them.
-        *(edge_statement("which", out_id, {"style": "dashed", "color": "#b85450", "label": "?",
-                                           "constraint": "false"}) for _, out_id in outputs),
-        edge_statement("which", variant_root, {"color": "#b85450", "penwidth": "2", "label": "backward once"}),
-        edge_statement(variant_root, "result"),
-    ]
-    title = f"Averaging the error first ({variant}): one backward pass, but through which activations?"
+        _box(dot, "more", f"⋯ {B - len(shown)} more samples,\neach with its own activations",
+             {"fillcolor": "#ffffff", "color": "#888888"}, shape="note")
+        dot.edge("more", "averaged", style="dashed")
+    _box(dot, "averaged", averaged, AVERAGING)
+    _box(dot, "which", f"which activations?\n{variant} uses\n{which}", QUESTION)
+    _box(dot, "result", f"error-first gradient vs the true (batched mean) gradient\n"
+         f"max |difference| = {format_number(diff)}\n{verdict}", RESULT_OK if exact else RESULT_WRONG)
+    for i, out_id in outputs:
+        dot.edge(out_id, "averaged", label=f"{edge_text}_{i}")
+    dot.edge("averaged", "which")
+    # The ambiguity: every forward pass left activations; dashed "?" edges point back at them.
+    for _, out_id in outputs:
+        dot.edge("which", out_id, style="dashed", color="#b85450", label="?", constraint="false")
+    dot.edge("which", variant_root, color="#b85450", penwidth="2", label="backward once")
+    dot.edge(variant_root, "result")
     facts = {"variant": variant, "batch_size": B, "shown_samples": shown, "mean_error": mean_error,
              "error_first": wrong_grads, "batched_mean": true_grads, "max_abs_difference": diff}
-    return Picture(digraph(lines, rankdir=rankdir, title=title), renderer=renderer, facts=facts)
+    return Picture(dot.source, renderer=renderer, facts=facts)
