@@ -13,14 +13,13 @@ differ only in their strategy show directly whether the strategies agree: ``per_
 from __future__ import annotations
 
 import os
-import pickle
-import tempfile
 from collections.abc import Callable
 from typing import Any
 
 import numpy as np
 
 from . import minibatch, nn
+from .checkpoint import Checkpoint, check_destination, read_checkpoint, restore, write_checkpoint
 from .checks import shape_str
 from .data import batches as batch_indices
 from .grad_mode import no_grad
@@ -55,8 +54,8 @@ class Trainer:
         micro_batch: chunk size, required by "accumulated" and "naive_accumulated".
         variant: the error-first variant, required by "error_first".
         progress: show a tqdm progress bar over epochs.
-        checkpoint: a file path; if given, the state is saved there after every epoch
-            (written to a temporary file, then renamed, so a crash never leaves half a file).
+        checkpoint: a file path (``~`` expanded); if given, ``fit`` checks that it can be written
+            before the first epoch and saves the state there after every epoch, as ``save`` does.
     """
 
     def __init__(self, model: nn.Module, loss_fn: nn.LossFn, optimizer: Optimizer,
@@ -88,7 +87,9 @@ class Trainer:
         self.model, self.loss_fn, self.optimizer = model, loss_fn, optimizer
         self.strategy, self.micro_batch, self.variant = strategy, micro_batch, variant
         self.progress = progress
-        self.checkpoint = checkpoint
+        if checkpoint is not None and not isinstance(checkpoint, (str, os.PathLike)):
+            raise TypeError(f"Trainer: checkpoint must be a file path (a str or pathlib.Path), got {checkpoint!r}")
+        self.checkpoint = None if checkpoint is None else os.path.expanduser(os.fspath(checkpoint))
         self.epochs_done = 0
         self.history: dict[str, list[float]] = {}
 
@@ -139,6 +140,7 @@ class Trainer:
             FloatingPointError: when a batch's loss or gradient is NaN or infinite (the parameters
                 are left as they were before that step), or when the loss over the training set is
                 after an epoch (its last step diverged: nothing of that epoch is recorded or saved).
+            CheckpointError: before the first epoch, when the ``checkpoint`` path cannot be written.
         """
         X, y, _ = minibatch.check_batch(self.model, X, y, "Trainer.fit")
         batch_size = whole_number(batch_size, "batch_size", minimum=1)
@@ -160,6 +162,8 @@ class Trainer:
                     f"training samples {shape_str(X.shape[1:])}; they must match."
                 )
             self._with_context("the validation data, checked before training", self.evaluate, X_val, y_val)
+        if self.checkpoint is not None:
+            check_destination(self.checkpoint, "Trainer.fit")  # fail now, not after an epoch of work
 
         rng = np.random.default_rng(seed)
         bar = self._progress_bar(epochs)
@@ -224,40 +228,20 @@ class Trainer:
 
     # ------------------------------------------------------------------ checkpoints
     def save(self, path: str | os.PathLike[str]) -> None:
-        """Save the model, optimizer state, epochs done and history to ``path`` atomically."""
-        state = {
-            "model": self.model.state_dict(),
-            "optimizer": {k: v for k, v in vars(self.optimizer).items() if k != "params"},
-            "epochs_done": self.epochs_done,
-            "history": self.history,
-            "optimizer_type": type(self.optimizer).__name__,
-        }
-        directory = os.path.dirname(os.path.abspath(path))
-        fd, tmp = tempfile.mkstemp(dir=directory, prefix=".checkpoint-", suffix=".tmp")
-        try:
-            with os.fdopen(fd, "wb") as f:
-                pickle.dump(state, f)
-            os.replace(tmp, path)  # atomic: readers see the old file or the new one, never half
-        except BaseException:
-            os.unlink(tmp)
-            raise
+        """Save the model, optimizer state, epochs done and history to ``path`` (see ``tinygrad_mb.checkpoint``).
+
+        The file is data only (an .npz with a JSON header and a SHA-256), written atomically.
+        A state holding NaN or inf is refused with a ``CheckpointError``, keeping the previous file.
+        """
+        state = Checkpoint(self.model.state_dict(), self.optimizer.state_dict(), self.epochs_done, self.history)
+        write_checkpoint(path, state, "Trainer.save")
 
     def load(self, path: str | os.PathLike[str]) -> None:
-        """Restore a checkpoint written by ``save`` (only load files you trust: it is a pickle).
+        """Restore a checkpoint written by ``save``; a following ``fit`` continues the saved run exactly.
 
-        The optimizer's kind and the model's names and shapes are checked before anything
-        changes; a following ``fit`` with the same arguments continues where the saved run stopped.
+        The whole file (format, version, checksum, every part) and its fit to this model and
+        optimizer are checked before anything changes; any problem raises ``CheckpointError``.
         """
-        with open(path, "rb") as f:
-            state = pickle.load(f)
-        ours, saved = type(self.optimizer).__name__, state.get("optimizer_type")
-        if saved != ours or set(state["optimizer"]) != set(vars(self.optimizer)) - {"params"}:
-            raise ValueError(
-                f"Trainer.load: {os.fspath(path)!r} holds the state of a {saved} optimizer but this "
-                f"trainer uses {ours}; build the trainer with the optimizer of the saved run."
-            )
-        self.model.load_state_dict(state["model"])  # validates everything before changing anything
-        for key, value in state["optimizer"].items():
-            setattr(self.optimizer, key, value)
-        self.epochs_done = int(state["epochs_done"])
-        self.history = {k: list(v) for k, v in state["history"].items()}
+        saved = read_checkpoint(path, "Trainer.load")
+        restore(saved, self.model, self.optimizer, "Trainer.load")
+        self.epochs_done, self.history = saved.epochs_done, saved.history
