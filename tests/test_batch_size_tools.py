@@ -188,3 +188,30 @@ def test_a_partial_of_a_known_loss_works_for_the_norms():
     partial = minibatch.per_sample_grad_norms(model, functools.partial(nn.cross_entropy, reduction="mean"), X, y)
     np.testing.assert_array_equal(direct, partial)
     assert isinstance(Tensor(direct), Tensor)
+
+
+# ------------------------------------------------------------------------------ in the trainer
+def test_trainer_records_the_noise_scale_each_epoch_and_leaves_grad_alone():
+    from tinygrad_mb import optim
+    from tinygrad_mb.train import Trainer
+
+    model, loss_fn, X, y = problem(5, [3, 6, 2], 40, "cross_entropy")
+    trainer = Trainer(model, loss_fn, optim.SGD(model.parameters(), lr=0.1), progress=False, noise_scale=True)
+    history = trainer.fit(X, y, batch_size=8, epochs=3, seed=0)
+    assert len(history["noise_scale"]) == 3
+    grads = [None if p.grad is None else p.grad.copy() for p in model.parameters()]
+    scale = trainer.measure_noise_scale(X, y)
+    formula = noise_scale_by_formula(model, loss_fn, X, y)
+    assert scale == (pytest.approx(formula, rel=1e-7) if formula > 0 else math.inf)
+    assert scale == pytest.approx(history["noise_scale"][-1], rel=1e-12)
+    for p, g in zip(model.parameters(), grads):
+        assert (p.grad is None and g is None) or np.array_equal(p.grad, g)
+
+
+def test_trainer_refuses_the_noise_scale_for_a_loss_it_cannot_split_before_training():
+    from tinygrad_mb import optim
+    from tinygrad_mb.train import Trainer
+
+    model = nn.MLP([2, 3, 1], rng=0)
+    with pytest.raises(TypeError, match=r"Trainer\(noise_scale=True\): loss_fn must be one of this library's"):
+        Trainer(model, lambda p, t: nn.mse_loss(p, t), optim.SGD(model.parameters(), lr=0.1), noise_scale=True)

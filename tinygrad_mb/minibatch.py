@@ -383,12 +383,8 @@ def gradient_noise_scale(model: nn.Module, loss_fn: LossFn, X: Any, y: Any) -> f
     return max(trace, 0.0) / signal
 
 
-def _layer_rows(model: nn.Module, loss_fn: LossFn, X: np.ndarray, y: np.ndarray,
-                op: str) -> tuple[list[tuple[nn.Linear, np.ndarray, np.ndarray]], float]:
-    """One batched forward and backward; per Linear layer its inputs h and output gradients ∂ℓ_i/∂z_i.
-
-    Both come as (B, T, features) arrays (T = 1 for a plain batch), in the order the layers run.
-    """
+def check_per_sample(model: nn.Module, loss_fn: LossFn, op: str) -> list[nn.Module]:
+    """Refuse what the per-sample formulas cannot split by sample; return the model's layers."""
     if check_loss_fn(loss_fn, op).kind is None:
         raise TypeError(
             f"{op}: loss_fn must be one of this library's losses (nn.mse_loss, "
@@ -396,7 +392,16 @@ def _layer_rows(model: nn.Module, loss_fn: LossFn, X: np.ndarray, y: np.ndarray,
             f"independent per-sample terms; got {loss_fn!r}, which might mix samples. "
             f"For another loss, loop over samples with batched_mean on X[i:i+1]."
         )
-    layers = _per_sample_layers(model, op)
+    return _per_sample_layers(model, op)
+
+
+def _layer_rows(model: nn.Module, loss_fn: LossFn, X: np.ndarray, y: np.ndarray,
+                op: str) -> tuple[list[tuple[nn.Linear, np.ndarray, np.ndarray]], float]:
+    """One batched forward and backward; per Linear layer its inputs h and output gradients ∂ℓ_i/∂z_i.
+
+    Both come as (B, T, features) arrays (T = 1 for a plain batch), in the order the layers run.
+    """
+    layers = check_per_sample(model, loss_fn, op)
     B = len(X)
     h = Tensor(X)
     records = []  # (layer, its input h, its output z)

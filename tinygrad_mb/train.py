@@ -13,6 +13,7 @@ differ only in their strategy show directly whether the strategies agree: ``per_
 from __future__ import annotations
 
 import os
+import warnings
 from collections.abc import Callable
 from typing import Any
 
@@ -22,7 +23,7 @@ from . import minibatch, nn
 from .checkpoint import Checkpoint, check_destination, read_checkpoint, restore, write_checkpoint
 from .checks import shape_str
 from .data import batches as batch_indices
-from .grad_mode import no_grad
+from .grad_mode import grads_put_back, no_grad
 from .optim import Optimizer
 from .tensor import Tensor
 
@@ -56,12 +57,15 @@ class Trainer:
         progress: show a tqdm progress bar over epochs.
         checkpoint: a file path (``~`` expanded); if given, ``fit`` checks that it can be written
             before the first epoch and saves the state there after every epoch, as ``save`` does.
+        noise_scale: also record, after every epoch, the gradient noise scale B_simple of the
+            whole training set (``minibatch.gradient_noise_scale``) as history["noise_scale"]:
+            roughly the batch size beyond which larger batches stop paying off.
     """
 
     def __init__(self, model: nn.Module, loss_fn: nn.LossFn, optimizer: Optimizer,
                  strategy: str = "batched_mean", micro_batch: int | None = None,
                  variant: str | None = None, progress: bool = True,
-                 checkpoint: str | os.PathLike[str] | None = None):
+                 checkpoint: str | os.PathLike[str] | None = None, noise_scale: bool = False):
         if strategy not in minibatch.STRATEGIES:
             raise ValueError(f"Trainer: unknown strategy {strategy!r}; choose one of {sorted(minibatch.STRATEGIES)}")
         needs_chunks = strategy in ("accumulated", "naive_accumulated")
@@ -90,6 +94,9 @@ class Trainer:
         if checkpoint is not None and not isinstance(checkpoint, (str, os.PathLike)):
             raise TypeError(f"Trainer: checkpoint must be a file path (a str or pathlib.Path), got {checkpoint!r}")
         self.checkpoint = None if checkpoint is None else os.path.expanduser(os.fspath(checkpoint))
+        if noise_scale:  # refuse a model or loss the norms cannot handle now, not after an epoch
+            minibatch.check_per_sample(model, loss_fn, "Trainer(noise_scale=True)")
+        self.noise_scale = bool(noise_scale)
         self.epochs_done = 0
         self.history: dict[str, list[float]] = {}
 
@@ -102,6 +109,12 @@ class Trainer:
         if self.variant is not None:
             return fn(self.model, self.loss_fn, Xb, yb, variant=self.variant)
         return fn(self.model, self.loss_fn, Xb, yb)
+
+    def measure_noise_scale(self, X: np.ndarray, y: np.ndarray) -> float:
+        """B_simple over (X, y), leaving every parameter's .grad as it was."""
+        with grads_put_back(self.model.parameters()), warnings.catch_warnings():
+            warnings.simplefilter("ignore", RuntimeWarning)  # inf is recorded, no need to warn each epoch
+            return minibatch.gradient_noise_scale(self.model, self.loss_fn, X, y)
 
     def evaluate(self, X: Any, y: Any) -> dict[str, float]:
         """Mean loss on a data set, and accuracy where it applies, recording no graph.
@@ -176,6 +189,8 @@ class Trainer:
                     where = f"epoch {epoch + 1}, batch {batch + 1}"
                     self._with_context(where, self._step, X[idx], y[idx], epoch, batch)
                 metrics = self.evaluate(X, y)
+                if self.noise_scale:
+                    metrics["noise_scale"] = self.measure_noise_scale(X, y)
                 if validation is not None:
                     metrics.update({"val_" + k: v for k, v in self.evaluate(X_val, y_val).items()})
                 if not np.isfinite(metrics["loss"]):
