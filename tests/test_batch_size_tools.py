@@ -201,11 +201,11 @@ def test_trainer_records_the_noise_scale_each_epoch_and_leaves_grad_alone():
     assert len(history["noise_scale"]) == 3
     grads = [None if p.grad is None else p.grad.copy() for p in model.parameters()]
     scale = trainer.measure_noise_scale(X, y)
+    for p, g in zip(model.parameters(), grads):
+        assert (p.grad is None and g is None) or np.array_equal(p.grad, g)
     formula = noise_scale_by_formula(model, loss_fn, X, y)
     assert scale == (pytest.approx(formula, rel=1e-7) if formula > 0 else math.inf)
     assert scale == pytest.approx(history["noise_scale"][-1], rel=1e-12)
-    for p, g in zip(model.parameters(), grads):
-        assert (p.grad is None and g is None) or np.array_equal(p.grad, g)
 
 
 def test_trainer_refuses_the_noise_scale_for_a_loss_it_cannot_split_before_training():
