@@ -22,7 +22,12 @@ Write each function below the same way: ONE call to ``Tensor.record`` with the o
 name, not a combination of existing operations. (Composing ``relu`` and friends would give
 the right numbers, but you would not have written a backward, which is the point.)
 
-Check a task with its marker, from the repository root:
+Stuck? Hints come in three tiers (the idea, the formula, the code), one at a time, from the
+repository root:
+
+    python tutorials/exercises/hints.py ex_leaky_relu 1
+
+Check a task with its marker:
 
     pytest tutorials/exercises -m ex_leaky_relu
     pytest tutorials/exercises -m ex_logsumexp
@@ -52,9 +57,8 @@ def leaky_relu(x: Tensor, slope: float = 0.01) -> Tensor:
         A tensor of x's shape, produced by one operation named "leaky_relu".
     """
     raise NotImplementedError(
-        "leaky_relu: your exercise. Forward: np.where(x.data > 0, x.data, slope * x.data). "
-        "Backward: the local derivative is 1 where x > 0 and slope elsewhere; multiply g by it. "
-        "Model it on Tensor.relu in tinygrad_mb/tensor.py."
+        "leaky_relu: exercise 1, not written yet. Hints, one at a time: "
+        "python tutorials/exercises/hints.py ex_leaky_relu 1 (then 2, then 3)"
     )
 
 
@@ -74,10 +78,8 @@ def logsumexp(x: Tensor, axis: int = -1, keepdims: bool = False) -> Tensor:
         operation named "logsumexp".
     """
     raise NotImplementedError(
-        "logsumexp: your exercise. Forward: subtract m = x.data.max(axis, keepdims=True) before "
-        "np.exp, add it back after np.log. Backward: ∂/∂x_j log Σ exp(x) = softmax(x)_j, so "
-        "return g (with the reduced axis put back, np.expand_dims, unless keepdims) times the "
-        "softmax. Tensor.log_softmax in tinygrad_mb/tensor.py is a close relative."
+        "logsumexp: exercise 2, not written yet. Hints, one at a time: "
+        "python tutorials/exercises/hints.py ex_logsumexp 1 (then 2, then 3)"
     )
 
 
@@ -96,9 +98,6 @@ def maximum(a: Tensor, b: ArrayLike) -> Tensor:
         parents are ``a`` and ``b`` (a number or array becomes a constant Tensor).
     """
     raise NotImplementedError(
-        "maximum: your exercise. Start with `b = as_operand(b, like=a)` and "
-        "`data = apply_elementwise('maximum', np.maximum, a, b)` (from tinygrad_mb.checks): numbers "
-        "become Tensors and shapes that do not broadcast raise the engine's error. Backward: a gets "
-        "g where a > b, b gets g where b > a, each gets g/2 where they tie; reduce each back to "
-        "its own shape with unbroadcast (a broadcast input was copied, so its copies' gradients add)."
+        "maximum: exercise 3, not written yet. Hints, one at a time: "
+        "python tutorials/exercises/hints.py ex_maximum 1 (then 2, then 3)"
     )

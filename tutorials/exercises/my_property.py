@@ -15,15 +15,9 @@ repository root:
 
     pytest tutorials/exercises -m ex_property
 
-Stuck? A recipe. Inside ``check_strategy_returns_batch_gradient``, define an inner test
-function decorated with ``@settings(max_examples=40, deadline=None)`` and ``@given(...)``,
-drawing the batch size (``st.integers(1, 12)``: vary it, since some bugs appear only when the
-batch does not split evenly) and a seed (``st.integers(0, 2**16)``). In it, build a small
-nonlinear model, e.g. ``nn.MLP([3, 5, 2], rng=seed)``, and random ``X`` and ``y`` from
-``np.random.default_rng(seed)``; compute ``expected = minibatch.batched_mean(model,
-nn.mse_loss, X, y)`` and ``got = strategy(model, nn.mse_loss, X, y)``, and assert
-``np.allclose`` for every parameter. Then call the inner function: hypothesis runs it on many
-draws and raises on the first that fails.
+Stuck? Hints in three tiers (the idea, the formula, the code), one at a time:
+
+    python tutorials/exercises/hints.py ex_property 1
 """
 
 from __future__ import annotations
@@ -49,7 +43,6 @@ def check_strategy_returns_batch_gradient(strategy: Strategy) -> None:
     ``.mean()``-reduced loss, one ``backward``; or ``minibatch.batched_mean``).
     """
     raise NotImplementedError(
-        "check_strategy_returns_batch_gradient: your exercise. Let hypothesis draw batches "
-        "(of several sizes) and compare strategy(...) with minibatch.batched_mean(...) on each. "
-        "Stuck? The module docstring has a step-by-step recipe."
+        "check_strategy_returns_batch_gradient: exercise 5, not written yet. Hints, one at a time: "
+        "python tutorials/exercises/hints.py ex_property 1 (then 2, then 3)"
     )

@@ -17,6 +17,10 @@ Write ``clipped_per_sample_average`` with the same contract as the strategies in
 ``tinygrad_mb.minibatch`` (read that module first). Check it from the repository root:
 
     pytest tutorials/exercises -m ex_clipped_average
+
+Stuck? Hints in three tiers (the idea, the formula, the code), one at a time:
+
+    python tutorials/exercises/hints.py ex_clipped_average 1
 """
 
 from __future__ import annotations
@@ -50,10 +54,6 @@ def clipped_per_sample_average(model: nn.Module, loss_fn: LossFn, X: Any, y: Any
         ValueError: if max_norm is not positive (the message names this function and the value).
     """
     raise NotImplementedError(
-        "clipped_per_sample_average: your exercise. Get the stacked per-sample gradients with "
-        "minibatch.per_sample_gradients (one array of shape (B, *param.shape) per parameter); "
-        "sample i's norm is the square root of the sum of squares over all parameters of "
-        "entry i; scale each sample by min(1, max_norm / norm) (a norm of 0 must not be divided "
-        "by), average over the batch axis, and store the results in each parameter's .grad "
-        "before returning them."
+        "clipped_per_sample_average: exercise 4, not written yet. Hints, one at a time: "
+        "python tutorials/exercises/hints.py ex_clipped_average 1 (then 2, then 3)"
     )

@@ -6,6 +6,7 @@ from types import ModuleType
 
 import numpy as np
 import pytest
+from checker_tools import assert_gradients_close, check_strategy_contract, expect_error
 
 from tinygrad_mb import Tensor, minibatch, nn
 
@@ -35,8 +36,10 @@ def test_clipped_average_with_a_huge_max_norm_is_the_batched_mean(my_strategy: M
     model, X, y = batch(loss_fn)
     got = my_strategy.clipped_per_sample_average(model, loss_fn, X, y, max_norm=1e12)
     expected = minibatch.batched_mean(model, loss_fn, X, y)
-    for g, e in zip(got, expected, strict=True):
-        np.testing.assert_allclose(g, e, rtol=1e-9, atol=1e-12)
+    assert_gradients_close(got, expected, (
+        "with a max_norm no gradient reaches, nothing is clipped and the result must be the batched mean "
+        "(1/B) Σ_i ∇ℓ_i: check that you average over the B samples (axis 0 of the per-sample gradients) and "
+        "that the scale min(1, max_norm/norm) is 1 here"))
 
 
 def test_clipped_average_of_one_sample_is_its_gradient_scaled_down_to_max_norm(my_strategy: ModuleType) -> None:
@@ -44,9 +47,9 @@ def test_clipped_average_of_one_sample_is_its_gradient_scaled_down_to_max_norm(m
     g = minibatch.batched_mean(model, nn.mse_loss, X, y)
     c = norm(g) / 4
     got = my_strategy.clipped_per_sample_average(model, nn.mse_loss, X, y, max_norm=c)
-    for gi, ei in zip(got, g, strict=True):
-        np.testing.assert_allclose(gi, ei / 4, rtol=1e-9, atol=1e-12)
-    assert norm(got) == pytest.approx(c)
+    assert_gradients_close(got, [gi / 4 for gi in g], (
+        "a single sample whose gradient has 4 times the norm max_norm must come back scaled by 1/4, to norm "
+        "max_norm exactly: scale by min(1, max_norm / norm), with the norm over all parameters together"))
 
 
 @pytest.mark.parametrize("loss_fn", [nn.mse_loss, nn.cross_entropy])
@@ -56,9 +59,13 @@ def test_clipped_average_clips_each_sample_before_averaging(my_strategy: ModuleT
     norms = np.array([norm(g) for g in singles])
     c = float(np.median(norms))  # clips about half of the samples
     got = my_strategy.clipped_per_sample_average(model, loss_fn, X, y, max_norm=c)
-    for k, g in enumerate(got):
-        expected = np.mean([s[k] * min(1.0, c / n) for s, n in zip(singles, norms)], axis=0)
-        np.testing.assert_allclose(g, expected, rtol=1e-9, atol=1e-12)
+    expected = [np.mean([s[k] * min(1.0, c / n) for s, n in zip(singles, norms)], axis=0)
+                for k in range(len(singles[0]))]
+    assert_gradients_close(got, expected, (
+        "about half of these samples have gradients longer than max_norm. Clip each sample's gradient on its "
+        "own, with its norm taken over all parameters together (the square root of the sum of squares of "
+        "every entry of every parameter's gradient, not one norm per parameter), then average the B clipped "
+        "gradients"))
 
 
 def test_clipped_average_keeps_a_zero_gradient_without_dividing_by_zero(my_strategy: ModuleType) -> None:
@@ -71,20 +78,31 @@ def test_clipped_average_keeps_a_zero_gradient_without_dividing_by_zero(my_strat
     singles = one_sample_gradients(model, nn.mse_loss, X, y)
     norms = np.array([norm(g) for g in singles])
     c = float(np.median(norms[norms > 0]))  # clips some of the other samples
-    with np.errstate(divide="raise", invalid="raise"):  # a division by zero is an error here
-        got = my_strategy.clipped_per_sample_average(model, nn.mse_loss, X, y, max_norm=c)
-    assert all(np.all(np.isfinite(g)) for g in got), "a zero gradient must not turn into nan or inf"
-    for k, g in enumerate(got):
-        # Σ over the other samples of their clipped gradients, divided by all B = 5 samples.
-        expected = sum(s[k] * min(1.0, c / n) for i, (s, n) in enumerate(zip(singles, norms)) if i != fitted) / 5
-        np.testing.assert_allclose(g, expected, rtol=1e-9, atol=1e-12)
+    zero_advice = ("sample 2's gradient is 0, a norm of 0: min(1, max_norm / 0) divides by zero. Keep a zero "
+                   "gradient as it is (scale 1), e.g. divide by np.maximum(norm, np.finfo(float).tiny)")
+    try:
+        with np.errstate(divide="raise", invalid="raise"):  # a division by zero is an error here
+            got = my_strategy.clipped_per_sample_average(model, nn.mse_loss, X, y, max_norm=c)
+    except FloatingPointError as error:
+        raise AssertionError(f"{error}: {zero_advice}") from None
+    assert all(np.all(np.isfinite(g)) for g in got), f"your gradient holds nan or inf: {zero_advice}"
+    # Σ over the other samples of their clipped gradients, divided by all B = 5 samples.
+    expected = [sum(s[k] * min(1.0, c / n) for i, (s, n) in enumerate(zip(singles, norms)) if i != fitted) / 5
+                for k in range(len(singles[0]))]
+    assert_gradients_close(got, expected, (
+        "the fitted sample contributes a zero gradient but still counts as one of the B = 5 samples: divide "
+        "the sum of the clipped gradients by B, not by the number of nonzero ones"))
 
 
 @pytest.mark.parametrize("max_norm", [1e-3, 0.1, 1.0])
 def test_clipped_average_has_norm_at_most_max_norm(my_strategy: ModuleType, max_norm: float) -> None:
     model, X, y = batch(size=9, seed=1)
     got = my_strategy.clipped_per_sample_average(model, nn.mse_loss, X, y, max_norm=max_norm)
-    assert norm(got) <= max_norm * (1 + 1e-9)  # an average of vectors no longer than c
+    assert norm(got) <= max_norm * (1 + 1e-9), (  # an average of vectors no longer than c
+        f"the result has norm {norm(got):.4g} > max_norm = {max_norm}, impossible for an average of vectors "
+        f"no longer than max_norm: scale each sample's gradient by min(1, max_norm / its norm), the norm over "
+        f"all parameters together, before averaging"
+    )
 
 
 def test_clipping_each_sample_differs_from_clipping_the_average(my_strategy: ModuleType) -> None:
@@ -94,24 +112,21 @@ def test_clipping_each_sample_differs_from_clipping_the_average(my_strategy: Mod
     clipped_average = [g * c / norm(mean) for g in mean]
     got = my_strategy.clipped_per_sample_average(model, nn.mse_loss, X, y, max_norm=c)
     assert not all(np.allclose(g, e) for g, e in zip(got, clipped_average)), (
-        "the result equals the clipped batch gradient: clip each sample's gradient, then average"
+        "the result equals the clipped batch gradient, which bounds no single sample's influence: clip each "
+        "sample's gradient, then average (minibatch.per_sample_gradients gives them all)"
     )
 
 
 def test_clipped_average_follows_the_strategy_contract(my_strategy: ModuleType) -> None:
     model, X, y = batch(seed=4)
-    params = list(model.parameters())
-    before = [p.data.copy() for p in params]
-    got = my_strategy.clipped_per_sample_average(model, nn.mse_loss, X, y, max_norm=0.5)
-    assert len(got) == len(params), "one gradient per parameter, in model.parameters() order"
-    for p, g, old in zip(params, got, before):
-        assert np.shape(g) == p.shape
-        np.testing.assert_array_equal(p.data, old, err_msg="the parameters must not change")
-        np.testing.assert_array_equal(p.grad, g, err_msg="each .grad must equal the returned gradient")
+    check_strategy_contract(lambda: my_strategy.clipped_per_sample_average(model, nn.mse_loss, X, y, max_norm=0.5),
+                            model, "clipped_per_sample_average")
 
 
 @pytest.mark.parametrize("bad", [0.0, -1.0])
 def test_clipped_average_rejects_a_max_norm_that_is_not_positive(my_strategy: ModuleType, bad: float) -> None:
     model, X, y = batch()
-    with pytest.raises(ValueError, match="clipped_per_sample_average.*max_norm"):
+    with expect_error(ValueError, "clipped_per_sample_average.*max_norm",
+                      f"max_norm = {bad} cannot bound a norm: check it first and raise ValueError(f'"
+                      f"clipped_per_sample_average: max_norm must be positive, got {{max_norm!r}}')"):
         my_strategy.clipped_per_sample_average(model, nn.mse_loss, X, y, max_norm=bad)
