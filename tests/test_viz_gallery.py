@@ -14,8 +14,10 @@ from viz import INSTALL_HINT, available_renderer
 from viz.__main__ import main
 
 ROOT = Path(__file__).resolve().parent.parent
-PICTURES = ["graph_before_backward", "graph_after_backward", "strategies",
-            *(f"error_first_{v}" for v in ERROR_FIRST_VARIANTS)]
+PICTURES = ["graph_before_backward", "graph_after_backward", "graph_compact",
+            "schematic_strategies", "strategies", "strategies_detailed",
+            "schematic_error_first", *(f"error_first_{v}" for v in ERROR_FIRST_VARIANTS),
+            "schematic_whose_activations", "whose_activations"]
 
 
 def test_gallery_draws_every_picture_and_says_where(tmp_path, capsys):

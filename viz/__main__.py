@@ -18,8 +18,10 @@ from tinygrad_mb.minibatch import ERROR_FIRST_VARIANTS
 
 from .draw import draw_graph
 from .render import CHOICES, INSTALL_HINT, Picture, RendererChoiceError, available_renderer
+from .schematics import schematic_error_first, schematic_strategies, schematic_whose_activations
 from .stepper import draw_backward_steps
 from .strategies import draw_error_first, draw_strategies
+from .whose import draw_whose_activations
 
 
 def example() -> tuple[nn.MLP, np.ndarray, np.ndarray]:
@@ -51,12 +53,24 @@ def gallery(out: Path, renderer: str | None = None) -> list[tuple[Path, str]]:
     loss.backward()
     save(draw_graph(loss, title="After loss.backward()", renderer=renderer),
          "graph_after_backward", "the same graph after backward, with gradients")
+    save(draw_graph(loss, view="compact", title="The same graph, compact", renderer=renderer),
+         "graph_compact", "the same graph in the compact view: one small box per operation")
     model.zero_grad()
+    save(schematic_strategies(renderer=renderer),
+         "schematic_strategies", "sketch: per-sample average beside batched mean")
     save(draw_strategies(model, nn.mse_loss, X, y, renderer=renderer),
          "strategies", "per-sample graphs (sum and 1/B after backward) beside the batched graph (mean node)")
+    save(draw_strategies(model, nn.mse_loss, X, y, view="detailed", renderer=renderer),
+         "strategies_detailed", "the same, detailed: every tensor's values and gradient (wide)")
+    save(schematic_error_first(renderer=renderer),
+         "schematic_error_first", "sketch: averaging the error first, through which activations?")
     for variant in ERROR_FIRST_VARIANTS:
         save(draw_error_first(model, nn.mse_loss, X, y, variant, renderer=renderer),
              f"error_first_{variant}", f"averaging the error first ({variant}): which activations?")
+    save(schematic_whose_activations(renderer=renderer),
+         "schematic_whose_activations", "sketch: whose activations? each sample's own")
+    save(draw_whose_activations(model, nn.mse_loss, X, y, renderer=renderer),
+         "whose_activations", "the batched graph's rows as lanes: each sample's own activations, checked")
     if can_render:
         paths = steps.save(out / "backward_steps")
         written += [(p, "one frame of the backward pass") for p in paths[:-1]]

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from tinygrad_mb import Tensor
 
-from .dot import to_dot
+from .dot import check_view, natural_rankdir, to_dot
 from .graph import walk
 from .render import Picture
 
@@ -21,7 +21,8 @@ def draw_graph(
     root: Tensor,
     *,
     max_nodes: int | None = DEFAULT_MAX_NODES,
-    rankdir: str = "LR",
+    view: str = "detailed",
+    rankdir: str | None = None,
     title: str | None = None,
     renderer: str | None = None,
 ) -> Picture:
@@ -29,20 +30,26 @@ def draw_graph(
 
     Each tensor is one box: its op (or for a leaf its name), shape, a data summary and its
     gradient ("—" until backward reaches it). Parameters are yellow, inputs grey, constants
-    dashed grey, operations blue and the root (the loss) red.
+    dashed grey, operations blue and the root (the loss) red. ``view="compact"`` leaves out
+    the summaries, shortens fused nodes' rules and lays the graph out top to bottom: the
+    view for a model's graph in a notebook, where the detailed one is too wide to read.
 
     Args:
         root: the tensor to draw, usually a loss; call ``loss.backward()`` first to see gradients.
         max_nodes: show at most this many tensors (those nearest the root) and fold the rest
             into one note; None shows everything (Graphviz needs minutes for tens of thousands
             of nodes: rendering stops with a ``RenderError`` after ``viz.render.RENDER_TIMEOUT_S``).
-        rankdir: "LR" (inputs left, loss right) or "TB" (top to bottom).
-        title: a line written above the picture.
+        view: "detailed" (the default) or "compact".
+        rankdir: "LR" (inputs left, loss right) or "TB" (top to bottom); None picks the
+            view's own: "LR" for detailed, "TB" for compact.
+        title: a line written above the picture (a newline starts another line).
         renderer: "auto", "dot", "pygraphviz" or "none"; None reads $VIZ_RENDERER.
 
     Returns:
         A ``Picture``: ``.source`` (DOT), ``.svg()``, ``.save("graph.svg")``; Jupyter shows it.
     """
+    check_view(view, "draw_graph")
     graph = walk(check_tensor(root, "draw_graph"), max_nodes=max_nodes)
     facts = {"nodes": len(graph.nodes), "hidden": graph.hidden}
-    return Picture(to_dot(graph, rankdir=rankdir, title=title), renderer=renderer, facts=facts)
+    source = to_dot(graph, rankdir=natural_rankdir(view, rankdir), title=title, view=view)
+    return Picture(source, renderer=renderer, facts=facts)

@@ -11,6 +11,9 @@ To have your own operation explain itself in pictures, add a line here: the op n
 pass to ``Tensor.record``, then the lines to print (plain text; the picture escapes it).
 Sample i's row is written with a subscript: hᵢ is row i of the input h, gᵢ row i of the
 gradient G arriving from the next node.
+
+The compact view (``view="compact"``) has room for one or two short lines per box; it prints
+``SHORT_FORMULAS`` instead, and for an op that has no short entry, its full lines.
 """
 
 from __future__ import annotations
@@ -33,6 +36,19 @@ BACKWARD_FORMULAS: dict[str, tuple[str, ...]] = {
 }
 
 
+# The same rules, shortened for the compact view. The linear node keeps its batch sums even
+# here: a fused node that hid dW = hᵀG and db = Σᵢ gᵢ would hide what the project teaches.
+SHORT_FORMULAS: dict[str, tuple[str, ...]] = {
+    "linear": ("hW + b", "dW = hᵀG, db = Σᵢ gᵢ"),
+    "cross_entropy": ("ℓᵢ = −log softmax(zᵢ)[yᵢ]",),
+}
+
+
 def backward_formulas(op: str) -> tuple[str, ...]:
     """The lines a node of operation ``op`` prints about its rules (none for most ops)."""
     return BACKWARD_FORMULAS.get(op, ())
+
+
+def short_formulas(op: str) -> tuple[str, ...]:
+    """The lines a node of operation ``op`` prints in the compact view (none for most ops)."""
+    return SHORT_FORMULAS.get(op, backward_formulas(op))

@@ -12,6 +12,12 @@
 then there is a single backward pass, which needs activations from *some* forward pass.
 The picture marks the question that has no right answer: which activations?
 
+Both come in two views. The default, ``view="compact"``, draws one small box per operation,
+the parameters once for the whole picture (every graph in it uses the same θ: edges from
+each parameter go to every graph), and lays everything out top to bottom, so that it fits
+a notebook's width with its text readable. ``view="detailed"`` draws each graph's own
+parameter boxes and every tensor's shape, value and gradient summaries, left to right.
+
 Both pictures are computed, not sketched: the numbers in them (gradients, their difference)
 come from running the very graphs they show, and the error-first variant's backward pass is
 ``tinygrad_mb.minibatch``'s own, so a picture can never disagree with the strategy it
@@ -29,8 +35,18 @@ from tinygrad_mb import Tensor, minibatch, nn
 from tinygrad_mb.grad_mode import grads_put_back
 from tinygrad_mb.minibatch import LossFn
 
-from .dot import add_graph, cluster, html_label, new_digraph
-from .graph import format_number, summarize, walk
+from .dot import (
+    add_graph,
+    add_parameters,
+    check_view,
+    cluster,
+    html_label,
+    keep_in_order,
+    natural_rankdir,
+    new_digraph,
+    shared_by,
+)
+from .graph import format_number, shown_text, summarize, walk
 from .render import Picture
 
 AVERAGING = {"fillcolor": "#ffe6cc", "color": "#d79b00"}  # where the sum / 1/B / mean happens
@@ -49,7 +65,7 @@ def shown_samples(batch_size: int, max_samples: int) -> list[int]:
     return [*range(max_samples - 1), batch_size - 1]
 
 
-def _take_grads(params: list[Tensor]) -> list[np.ndarray]:
+def take_grads(params: list[Tensor]) -> list[np.ndarray]:
     """Copies of the parameters' gradients (zeros where backward did not reach), then clear them."""
     grads = [np.zeros_like(p.data) if p.grad is None else p.grad.copy() for p in params]
     for p in params:
@@ -57,21 +73,27 @@ def _take_grads(params: list[Tensor]) -> list[np.ndarray]:
     return grads
 
 
-def _sample(model: nn.Module, loss_fn: LossFn, X: np.ndarray, y: np.ndarray, i: int) -> tuple[Tensor, Tensor]:
+def sample_loss(model: nn.Module, loss_fn: LossFn, X: np.ndarray, y: np.ndarray, i: int) -> tuple[Tensor, Tensor]:
     """Sample i alone, as a batch of one: its prediction ŷ_i and its loss ℓ_i."""
     pred = model(Tensor(X[i:i + 1], name=f"x[{i}]"))
     return pred, loss_fn(pred, Tensor(y[i:i + 1], name=f"y[{i}]"))
 
 
-def _max_difference(a: list[np.ndarray], b: list[np.ndarray]) -> float:
+def parameter_names(model: nn.Module) -> dict[Tensor, str]:
+    """Each parameter with the name a picture shows: its own name ("W1"), else its place in
+    the model ("layers.0.weight"); in ``model.parameters()``'s order."""
+    return {p: dotted if p.name is None else shown_text(p.name) for dotted, p in model.named_parameters()}
+
+
+def max_difference(a: list[np.ndarray], b: list[np.ndarray]) -> float:
     return max(float(np.max(np.abs(u - v))) if u.size else 0.0 for u, v in zip(a, b))
 
 
-def _agree(a: list[np.ndarray], b: list[np.ndarray]) -> bool:
+def agree(a: list[np.ndarray], b: list[np.ndarray]) -> bool:
     return all(np.allclose(u, v, rtol=1e-9, atol=1e-12) for u, v in zip(a, b))
 
 
-def _box(dot: graphviz.Digraph, node_id: str, text: str, look: dict[str, str], shape: str = "box") -> None:
+def note_box(dot: graphviz.Digraph, node_id: str, text: str, look: dict[str, str], shape: str = "box") -> None:
     """A box of explanation (not a tensor) in the picture."""
     dot.node(node_id, label=html_label(text.splitlines()), shape=shape, style="rounded,filled", **look)
 
@@ -83,8 +105,9 @@ def draw_strategies(
     X: Any,
     y: Any,
     *,
-    max_samples: int = 3,
-    rankdir: str = "LR",
+    max_samples: int = 2,
+    view: str = "compact",
+    rankdir: str | None = None,
     renderer: str | None = None,
 ) -> Picture:
     """Per-sample graphs beside the batched graph, showing where the sum and the 1/B happen.
@@ -94,63 +117,86 @@ def draw_strategies(
             (``loss_fn`` returns the mean loss over the samples it is given).
         max_samples: draw at most this many per-sample graphs (the first ones and the last);
             a note stands for the others.
+        view: "compact" (one box per operation, the parameters drawn once; fits a notebook)
+            or "detailed" (every tensor's summaries; wide).
+        rankdir: None picks the view's own ("TB" for compact, "LR" for detailed).
 
     Returns:
         A ``Picture`` whose ``facts`` hold both gradients ("per_sample_average",
         "batched_mean", lists aligned with ``model.parameters()``) and "max_abs_difference".
     """
+    check_view(view, "draw_strategies")
     X, y, params = minibatch.check_batch(model, X, y, "draw_strategies")
     B = len(X)
     shown = shown_samples(B, max_samples)
-    title = "Where does the averaging happen? Per-sample graphs summed after backward, or a mean inside one graph"
-    dot = new_digraph(rankdir=rankdir, title=title)
+    title = ("Where does the averaging happen?\n"
+             "Per-sample graphs summed after backward, or a mean inside one graph")
+    dot = new_digraph(rankdir=natural_rankdir(view, rankdir), title=title, view=view)
+    # Compact: every graph below uses the same parameters θ, so they are drawn once.
+    drawn = parameter_names(model) if view == "compact" else {}
+    theta = add_parameters(dot, drawn, "θ: the same parameters for every graph") if drawn else ""
     sample_losses: list[str] = []
+    first_boxes: list[str] = []  # one per graph, to keep the graphs in order
     with grads_put_back(params):  # cleared for the drawing's own backward passes, then put back
         # Per-sample: B forward passes and B backward passes; .grad sums the gradients.
         total = [np.zeros_like(p.data) for p in params]
         for i in range(B):
-            _, loss_i = _sample(model, loss_fn, X, y, i)
+            _, loss_i = sample_loss(model, loss_fn, X, y, i)
             loss_i.backward()
             if i in shown:  # walked after backward, so the boxes show this sample's gradients
                 sample_graph = walk(loss_i)
-                label = f"sample {i}: its own graph and loss ℓ_{i}, backpropagated alone"
+                label = f"sample {i} alone: its own\ngraph and loss ℓ_{i}"
                 with cluster(dot, f"sample{i}", label) as box:
-                    add_graph(box, sample_graph, prefix=f"s{i}_")
+                    # Compact: the rules of fused nodes are printed once, in the batched graph,
+                    # where their sums run over the batch (here each sums a single row).
+                    boxes = add_graph(box, sample_graph, prefix=f"s{i}_", view=view, drawn=drawn,
+                                      formulas=view == "detailed")
+                first_boxes.append(boxes[0])
+                if theta:
+                    shared_by(dot, theta, f"sample{i}", boxes[0])
                 sample_losses.append(f"s{i}_{sample_graph.root}")
-            total = [running + grad for running, grad in zip(total, _take_grads(params))]
+            total = [running + grad for running, grad in zip(total, take_grads(params))]
         per_sample = [t / B for t in total]
 
         # Batched: one forward pass of the whole batch, the mean inside the graph, one backward.
         batch_loss = loss_fn(model(Tensor(X, name="X")), Tensor(y, name="y"))
         batch_loss.backward()
         batch_graph = walk(batch_loss)
-        label = f"the whole batch (B = {B}): one graph, one backward pass"
+        label = f"the whole batch (B = {B}):\none graph, one backward pass"
         with cluster(dot, "batched", label) as box:
-            add_graph(box, batch_graph, prefix="b_")
-        batched = _take_grads(params)
+            boxes = add_graph(box, batch_graph, prefix="b_", view=view, drawn=drawn)
+            # Inside the batch's box: the mean is a node of this graph, not a step after it.
+            note_box(box, "batched_note", "the mean over the batch:\nthe sum and the 1/B are\na node of this "
+                     f"graph; its\nbackward hands each\nsample 1/{B} of the gradient", AVERAGING, shape="note")
+            box.edge(f"b_{batch_graph.root}", "batched_note", style="dashed", arrowhead="none")
+        first_boxes.append(boxes[0])
+        if view == "compact":
+            keep_in_order(dot, first_boxes)
+        if theta:
+            shared_by(dot, theta, "batched", boxes[0])
+        batched = take_grads(params)
 
-    same = _agree(per_sample, batched)
-    diff = _max_difference(per_sample, batched)
+    same = agree(per_sample, batched)
+    diff = max_difference(per_sample, batched)
     if len(shown) < B:
-        _box(dot, "more", f"⋯ {B - len(shown)} more samples,\neach with a graph like these",
-             {"fillcolor": "#ffffff", "color": "#888888"}, shape="note")
+        note_box(dot, "more", f"⋯ {B - len(shown)} more samples,\neach with a graph\nlike these",
+                 {"fillcolor": "#ffffff", "color": "#888888"}, shape="note")
+        dot.edge(sample_losses[-1], "more", style="invis")  # below the graphs, where there is room
         dot.edge("more", "sum_grads", style="dashed", label="backward")
-    _box(dot, "sum_grads", f"Σ_i ∇θ ℓ_i  (the sum)\n.grad adds up the gradients\nof the B = {B} backward passes",
-         AVERAGING)
-    _box(dot, "one_over_B", f"× 1/B = 1/{B}  (the 1/B)\nafter all backward passes", AVERAGING)
-    _box(dot, "per_sample_result", "per-sample average\n(1/B) Σ_i ∇θ ℓ_i", RESULT_OK)
-    _box(dot, "batched_note", f"mean over the batch: the sum and the 1/B\nare a node of the forward graph;\n"
-         f"backward hands each sample 1/{B} of the gradient", AVERAGING, shape="note")
-    _box(dot, "batched_result", "batched mean\n∇θ L_B from one backward pass", RESULT_OK)
-    _box(dot, "same", ("the same gradient" if same else "the gradients DIFFER")
-         + f"\nmax |difference| = {format_number(diff)}", RESULT_OK if same else RESULT_WRONG)
+    note_box(dot, "sum_grads", f"Σ_i ∇θ ℓ_i  (the sum)\n.grad adds up the gradients\nof the B = {B} backward passes",
+             AVERAGING)
+    note_box(dot, "one_over_B", f"× 1/B = 1/{B}  (the 1/B)\nafter all backward passes", AVERAGING)
+    note_box(dot, "per_sample_result", "per-sample average\n(1/B) Σ_i ∇θ ℓ_i", RESULT_OK)
+    note_box(dot, "batched_result", "batched mean\n∇θ L_B from one backward pass", RESULT_OK)
+    note_box(dot, "same", ("the same gradient" if same else "the gradients DIFFER")
+             + f"\nmax |difference| = {format_number(diff)}", RESULT_OK if same else RESULT_WRONG)
     for loss_id in sample_losses:
         dot.edge(loss_id, "sum_grads", label="backward")
     dot.edge("sum_grads", "one_over_B")
     dot.edge("one_over_B", "per_sample_result")
     dot.edge("per_sample_result", "same")
-    dot.edge("batched_note", f"b_{batch_graph.root}", style="dashed", arrowhead="none")
     dot.edge(f"b_{batch_graph.root}", "batched_result", label="backward")
+    dot.edge("batched_note", "batched_result", style="invis")  # below the batch's box, not beside it
     dot.edge("batched_result", "same")
     facts = {"batch_size": B, "shown_samples": shown, "per_sample_average": per_sample,
              "batched_mean": batched, "max_abs_difference": diff}
@@ -161,10 +207,10 @@ def draw_strategies(
 # What each variant's single backward pass runs through (its answer to "which activations?").
 # The variants themselves, and the backward pass each runs, are minibatch's.
 WHICH_ACTIVATIONS = {
-    "mean_input": "the activations of the mean input x̄:\nf′(mean x) is used instead of mean f′(x)",
+    "mean_input": "the activations of the\nmean input x̄: f′(mean x)\ninstead of mean f′(x)",
     "last_sample": "the last sample's activations\n(the ones still in memory)",
-    "loss_as_gradient": "the activations of the mean input x̄:\nf′(mean x) is used instead of mean f′(x)",
-    "mean_residual": "every sample's own activations, but each\nreceives the averaged residual ē, not its own",
+    "loss_as_gradient": "the activations of the\nmean input x̄: f′(mean x)\ninstead of mean f′(x)",
+    "mean_residual": "every sample's own activations,\nbut each receives the averaged\nresidual ē, not its own",
 }
 
 
@@ -175,8 +221,9 @@ def draw_error_first(
     y: Any,
     variant: str = "mean_input",
     *,
-    max_samples: int = 3,
-    rankdir: str = "LR",
+    max_samples: int = 2,
+    view: str = "compact",
+    rankdir: str | None = None,
     renderer: str | None = None,
 ) -> Picture:
     """The "average the error first, then backpropagate once" misconception, as a graph.
@@ -187,45 +234,58 @@ def draw_error_first(
     the graph the variant picks, backpropagated once. The result is compared with the true
     mini-batch gradient (the batched mean). Variants as in ``minibatch.error_first``:
     "mean_input", "last_sample", "loss_as_gradient", "mean_residual" (``nn.mse_loss`` only).
+    ``max_samples``, ``view`` and ``rankdir`` as for ``draw_strategies``.
 
     Returns:
         A ``Picture`` whose ``facts`` hold "error_first" and "batched_mean" (gradients aligned
         with ``model.parameters()``), "max_abs_difference" and "mean_error" (ḡ).
     """
+    check_view(view, "draw_error_first")
     X, y, params = minibatch.check_batch(model, X, y, "draw_error_first")
     minibatch.check_variant(variant, loss_fn, "draw_error_first")
     B = len(X)
     shown = shown_samples(B, max_samples)
-    title = f"Averaging the error first ({variant}): one backward pass, but through which activations?"
-    dot = new_digraph(rankdir=rankdir, title=title)
+    title = f"Averaging the error first ({variant}):\none backward pass, but through which activations?"
+    dot = new_digraph(rankdir=natural_rankdir(view, rankdir), title=title, view=view)
+    drawn = parameter_names(model) if view == "compact" else {}  # drawn once, as in draw_strategies
+    theta = add_parameters(dot, drawn, "θ: the same parameters for every graph") if drawn else ""
     outputs: list[tuple[int, str]] = []
+    first_boxes: list[str] = []  # one per graph, to keep the graphs in order
     with grads_put_back(params):  # cleared for the drawing's own backward passes, then put back
         for i in shown:
-            pred_i, loss_i = _sample(model, loss_fn, X, y, i)
+            pred_i, loss_i = sample_loss(model, loss_fn, X, y, i)
             loss_i.backward()  # walked after backward, so ŷ_i's box shows g_i, this sample's error
             out_graph = walk(pred_i)
-            label = f"sample {i}: its forward pass and its own activations;\nits error g_{i} = ∂ℓ_{i}/∂ŷ_{i}"
+            label = f"sample {i}: its forward pass,\nits own activations;\nits error g_{i} = ∂ℓ_{i}/∂ŷ_{i}"
             with cluster(dot, f"sample{i}", label) as box:
-                add_graph(box, out_graph, prefix=f"s{i}_")
+                boxes = add_graph(box, out_graph, prefix=f"s{i}_", view=view, drawn=drawn,
+                                  formulas=view == "detailed")  # compact: printed once, in the variant's graph
+            first_boxes.append(boxes[0])
+            if theta:
+                shared_by(dot, theta, f"sample{i}", boxes[0])
             outputs.append((i, f"s{i}_{out_graph.root}"))
-            _take_grads(params)
+            take_grads(params)
 
         # The true mini-batch gradient, to compare with; and ḡ, what mean_input and
         # last_sample send back (computed without touching .grad).
         true = minibatch.batched_mean(model, loss_fn, X, y)
         true_grads, mean_loss = list(true), true.loss
         mean_error = minibatch.mean_output_error(model, loss_fn, X, y)
-        _take_grads(params)
+        take_grads(params)
 
         # The variant's one backward pass, exactly as minibatch.error_first runs it.
         root = minibatch.error_first_backward(model, loss_fn, X, y, variant)
         variant_graph = walk(root)
         variant_root = f"v_{variant_graph.root}"
         which = WHICH_ACTIVATIONS[variant]
-        label = f"variant {variant}: ONE backward pass, through {which.splitlines()[0]}"
+        label = f"variant {variant}:\nONE backward pass"
         with cluster(dot, "variant", label, {"color": "#b85450"}) as box:
-            add_graph(box, variant_graph, prefix="v_")
-        wrong_grads = _take_grads(params)
+            boxes = add_graph(box, variant_graph, prefix="v_", view=view, drawn=drawn)
+        if view == "compact":
+            keep_in_order(dot, [*first_boxes, boxes[0]])
+        if theta:
+            shared_by(dot, theta, "variant", boxes[0])
+        wrong_grads = take_grads(params)
 
     averaged_first = f"ḡ = mean_i g_i = {summarize(mean_error)}\nthe output error averaged\nBEFORE backpropagation"
     averaged, edge_text = {
@@ -233,20 +293,21 @@ def draw_error_first(
         "last_sample": (averaged_first, "g"),
         "loss_as_gradient": (f"L = mean loss = {format_number(mean_loss)}\n"
                              "the loss VALUE sent back\nas if it were the error", "ℓ"),
-        "mean_residual": ("ē = mean_i (ŷ_i − y_i)\nthe residual averaged\nbefore squaring and backpropagating", "e"),
+        "mean_residual": ("ē = mean_i (ŷ_i − y_i)\nthe residual averaged\nbefore squaring and\nbackpropagating", "e"),
     }[variant]
-    diff = _max_difference(wrong_grads, true_grads)
-    exact = _agree(wrong_grads, true_grads)
+    diff = max_difference(wrong_grads, true_grads)
+    exact = agree(wrong_grads, true_grads)
     verdict = ("equal here (one sample, or all inputs the same)" if exact
                else "WRONG: not the mini-batch gradient")
     if len(shown) < B:
-        _box(dot, "more", f"⋯ {B - len(shown)} more samples,\neach with its own activations",
-             {"fillcolor": "#ffffff", "color": "#888888"}, shape="note")
+        note_box(dot, "more", f"⋯ {B - len(shown)} more samples,\neach with its\nown activations",
+                 {"fillcolor": "#ffffff", "color": "#888888"}, shape="note")
+        dot.edge(outputs[-1][1], "more", style="invis")  # below the graphs, where there is room
         dot.edge("more", "averaged", style="dashed")
-    _box(dot, "averaged", averaged, AVERAGING)
-    _box(dot, "which", f"which activations?\n{variant} uses\n{which}", QUESTION)
-    _box(dot, "result", f"error-first gradient vs the true (batched mean) gradient\n"
-         f"max |difference| = {format_number(diff)}\n{verdict}", RESULT_OK if exact else RESULT_WRONG)
+    note_box(dot, "averaged", averaged, AVERAGING)
+    note_box(dot, "which", f"which activations?\n{variant} uses\n{which}", QUESTION)
+    note_box(dot, "result", f"error-first gradient vs the true\n(batched mean) gradient:\n"
+             f"max |difference| = {format_number(diff)}\n{verdict}", RESULT_OK if exact else RESULT_WRONG)
     for i, out_id in outputs:
         dot.edge(out_id, "averaged", label=f"{edge_text}_{i}")
     dot.edge("averaged", "which")
