@@ -77,6 +77,9 @@ def main() -> None:
     print("\nper_sample, batched_mean and accumulated compute the same gradient (differences are")
     print("floating-point rounding). Averaging the error first, or averaging chunk means, computes a")
     print("different gradient: it may still lower the loss, but it is not the mini-batch gradient.")
+    print("naive_accumulated can even end lower: batches of 24 in micro-batches of 10 leave a last chunk")
+    print("of 4 samples weighted as a third of the batch, and over-weighting a few samples fits them")
+    print("more tightly. A lower training loss from a different gradient is not a better gradient.")
 
 
 if __name__ == "__main__":

@@ -210,10 +210,14 @@ def sum_estimate(model: nn.Module, loss_fn: LossFn, X: Any, y: Any, dataset_size
 def naive_accumulated(model: nn.Module, loss_fn: LossFn, X: Any, y: Any, micro_batch: int) -> Gradients:
     """WRONG ON PURPOSE: the mean of the chunks' mean losses,  g = (1/K) Σ_c ∇ mean_{i∈c} ℓ_i.
 
-    This is the gradient-accumulation bug that affected major training libraries in 2024:
-    with K chunks it weights a sample of chunk c by 1/(K·|c|) instead of 1/B. It agrees with
+    With K chunks it weights a sample of chunk c by 1/(K·|c|) instead of 1/B. It agrees with
     ``batched_mean`` only when all chunks have the same size; a short last chunk gives its
-    samples too much weight. Kept for teaching; use ``accumulated``.
+    samples too much weight. It is a different gradient, not a noisier estimate of the same
+    one: training on it can even reach a lower loss, by fitting the over-weighted samples.
+    The same mistake in its token form was found in 2024 in the gradient accumulation of major
+    training libraries: each micro-batch's loss was normalised by its OWN token count, where the
+    batch loss divides by the total token count of the whole batch, so micro-batches with
+    fewer tokens got too much weight. Kept for teaching; use ``accumulated``.
     """
     X, y, params = check_batch(model, X, y, "naive_accumulated")
     check_loss_fn(loss_fn, "naive_accumulated")
@@ -457,8 +461,10 @@ def error_first(model: nn.Module, loss_fn: LossFn, X: Any, y: Any, variant: str 
       true gradient − this = (2/D) Σ_d Cov_i(e_id, ∇e_id).
 
     ``mean_input``, ``last_sample`` and ``mean_residual`` happen to be exact when B = 1 or when
-    all inputs in the batch are identical; otherwise only the output layer's bias gradient is
-    right. ``loss_as_gradient`` is in general wrong even then (with one squared-error output it
+    all inputs in the batch are identical. Otherwise only the output layer's bias gradient can
+    be right, and only when the output layer is affine (ŷ = hW + b, no output nonlinearity):
+    then that gradient is ḡ itself. With a sigmoid output it is wrong too, because the sigmoid's
+    derivative is taken at one set of activations instead of each sample's. ``loss_as_gradient`` is in general wrong even then (with one squared-error output it
     sends back e² instead of 2e, which agree only at e = 0 or e = 2). Returned ``.loss`` is the
     true batch loss.
     """
