@@ -9,8 +9,7 @@ one line, such as ``check_matmul(a, b)``.
 
 from __future__ import annotations
 
-import operator
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterator
 from typing import TYPE_CHECKING, Any
 
 import numpy as np
@@ -22,6 +21,87 @@ if TYPE_CHECKING:
 def shape_str(shape: tuple[int, ...]) -> str:
     """A shape as a Python tuple, the way error messages print it: (3,), (2, 3)."""
     return str(tuple(int(n) for n in shape))
+
+
+# ------------------------------------------------------------------------------ plain arguments
+def describe(value: Any) -> str:
+    """A value for an error message, with its type: 2.5 (a float), '231' (a str)."""
+    text = repr(value)
+    text = text if len(text) <= 60 else text[:57] + "..."
+    kind = type(value).__name__
+    return f"{text} ({'an' if kind[0] in 'aeiou' else 'a'} {kind})"
+
+
+def is_int(value: Any) -> bool:
+    """Python and numpy integers; not bools (``True`` is not a size, an axis or a position)."""
+    return isinstance(value, (int, np.integer)) and not isinstance(value, bool)
+
+
+def check_int(value: Any, op: str, what: str, minimum: int | None = None) -> int:
+    """``value`` as an int, or an error naming ``op``, ``what`` and the value (2.5, "3", True)."""
+    if not is_int(value):
+        raise TypeError(f"{op}: {what} must be a whole number (an int), got {describe(value)}")
+    if minimum is not None and value < minimum:
+        raise ValueError(f"{op}: {what} must be at least {minimum}, got {int(value)}")
+    return int(value)
+
+
+def check_number(value: Any, op: str, what: str, minimum: float | None = None, positive: bool = False) -> float:
+    """``value`` as a finite float (not a bool, a string or an array), at least ``minimum``."""
+    if isinstance(value, (bool, np.bool_)) or not isinstance(value, (int, float, np.integer, np.floating)):
+        raise TypeError(f"{op}: {what} must be a real number, got {describe(value)}")
+    number = float(value)
+    if not np.isfinite(number):
+        raise ValueError(f"{op}: {what} must be finite, got {number}")
+    if positive and number <= 0:
+        raise ValueError(f"{op}: {what} must be positive, got {number:g}")
+    if minimum is not None and number < minimum:
+        raise ValueError(f"{op}: {what} must be at least {minimum:g}, got {number:g}")
+    return number
+
+
+def check_flag(value: Any, op: str, what: str) -> bool:
+    """A yes/no argument: True or False (a string such as "no" would count as True)."""
+    if not isinstance(value, (bool, np.bool_)):
+        raise TypeError(f"{op}: {what} must be True or False, got {describe(value)}")
+    return bool(value)
+
+
+def check_seed(seed: Any, op: str) -> Any:
+    """A seed for ``np.random.default_rng``: None, a non-negative int, or a Generator."""
+    if seed is None or isinstance(seed, np.random.Generator):
+        return seed
+    if not is_int(seed) or seed < 0:
+        raise (TypeError if not is_int(seed) else ValueError)(
+            f"{op}: the seed must be a non-negative int, a numpy Generator or None, got {describe(seed)}"
+        )
+    return int(seed)
+
+
+def check_float_dtype(dtype: Any, op: str) -> np.dtype:
+    """A parameter dtype: float64 or float32 (an int dtype would be silently turned into float64)."""
+    try:
+        dt = np.dtype(dtype)
+    except (TypeError, ValueError):  # not a dtype at all, e.g. "floaty"
+        dt = None
+    if dt is None or dt not in (np.dtype(np.float64), np.dtype(np.float32)):  # (a dtype equals None!)
+        raise TypeError(f"{op}: dtype must be np.float64 or np.float32, got {describe(dtype)}")
+    return dt
+
+
+def check_layer_sizes(sizes: Any, op: str) -> list[int]:
+    """An MLP's widths, input to output: a list of at least two positive ints."""
+    if not isinstance(sizes, (list, tuple, np.ndarray)):
+        raise TypeError(f"{op}: sizes must be a list of layer widths such as [2, 16, 1], got {describe(sizes)}")
+    widths = list(sizes)
+    if len(widths) < 2:
+        raise ValueError(f"{op}: sizes needs an input and an output size, got {widths}")
+    for i, n in enumerate(widths):
+        if not is_int(n):
+            raise TypeError(f"{op}: sizes[{i}] is {describe(n)}; layer widths are whole numbers, e.g. [2, 16, 1]")
+        if n < 1:
+            raise ValueError(f"{op}: sizes[{i}] is {int(n)}; every layer needs at least 1 unit, got {widths}")
+    return [int(n) for n in widths]
 
 
 # ------------------------------------------------------------------------------ data
@@ -40,18 +120,27 @@ def as_float_array(data: Any, where: str, own_copy: bool = False) -> np.ndarray:
 def _float_array(data: Any, where: str) -> np.ndarray:
     try:
         arr = np.asarray(data)
-    except (ValueError, TypeError) as exc:  # ragged nested lists, for example
+    except (ValueError, TypeError, OverflowError) as exc:  # ragged nested lists, for example
         raise TypeError(f"{where}: cannot make an array from {type(data).__name__}: {exc}") from None
     kind = arr.dtype.kind
     if kind == "f":
         return arr if arr.dtype in (np.float32, np.float64) else arr.astype(np.float64)
     if kind in "biu":
         return arr.astype(np.float64)
+    from .tensor import Tensor
+
+    hint = "Convert the data first, e.g. np.asarray(values, dtype=float)."
+    if kind == "O" and isinstance(data, (list, tuple)) and any(isinstance(v, Tensor) for v in data):
+        hint = "To combine Tensors' values use np.stack([t.data for t in tensors])."
     raise TypeError(
         f"{where}: data of dtype {arr.dtype} cannot be used; a Tensor holds real numbers "
-        f"(float64 by default, float32 when given float32). Convert the data first, "
-        f"e.g. np.asarray(values, dtype=float)."
+        f"(float64 by default, float32 when given float32). {hint}"
     )
+
+
+def requires_grad_flag(value: Any) -> bool:
+    """Tensor's ``requires_grad``: True or False (``requires_grad="no"`` would mean True)."""
+    return value if value is True or value is False else check_flag(value, "Tensor", "requires_grad")
 
 
 def as_operand(value: Any, like: Tensor) -> Tensor:
@@ -64,8 +153,11 @@ def as_operand(value: Any, like: Tensor) -> Tensor:
     tensor = type(like)
     if isinstance(value, tensor):
         return value
-    if isinstance(value, (int, float, np.number, np.bool_)):
-        return tensor(np.asarray(value, dtype=like.data.dtype))
+    if isinstance(value, (int, float, np.integer, np.floating, np.bool_)):  # not complex: it has no float
+        try:
+            return tensor(np.asarray(value, dtype=like.data.dtype))
+        except OverflowError:  # an int too large for a float
+            raise TypeError(f"Tensor: the number {describe(value)} is too large for {like.dtype}") from None
     return tensor(value)
 
 
@@ -81,24 +173,45 @@ def apply_elementwise(op: str, fn: Callable[[np.ndarray, np.ndarray], Any], a: T
 
 
 # ------------------------------------------------------------------------------ axes and shapes
-def normalize_axis(axis: int | tuple[int, ...] | None, ndim: int, op: str) -> tuple[int, ...]:
-    """Axis argument as a sorted tuple of non-negative axes (all axes for None)."""
+def normalize_axis(axis: Any, shape: tuple[int, ...], op: str, keepdims: Any = False) -> tuple[int, ...]:
+    """A reduction's axis argument as a sorted tuple of non-negative axes (all axes for None).
+
+    ``axis`` is None, an int or a tuple (or list) of distinct ints, as in numpy; floats and
+    bools are refused, not truncated. ``max`` and ``mean`` over no elements are undefined
+    (numpy's "zero-size array" error, or a nan), so they are refused too.
+    """
+    ndim = len(shape)
+    if keepdims is not False and keepdims is not True:
+        check_flag(keepdims, op, "keepdims")
     if axis is None:
-        return tuple(range(ndim))
-    axes = (axis,) if isinstance(axis, (int, np.integer)) else tuple(axis)
-    out = []
-    for a in axes:
-        if not -ndim <= a < ndim:
-            raise ValueError(f"{op}: axis {a} is out of range for a tensor with {ndim} dimensions")
-        out.append(int(a) % ndim)
-    return tuple(sorted(set(out)))
+        axes: tuple[int, ...] = tuple(range(ndim))
+    else:
+        items = (axis,) if is_int(axis) else axis
+        if not isinstance(items, (tuple, list)):
+            raise TypeError(f"{op}: axis must be an int, a tuple of ints or None, got {describe(axis)}")
+        found = set()
+        for a in items:
+            if type(a) is not int and not is_int(a):  # the type test first: a Python int is the usual axis
+                raise TypeError(f"{op}: axis must be an int, a tuple of ints or None, got {describe(axis)}")
+            if not -ndim <= a < ndim:
+                raise ValueError(f"{op}: axis {a} is out of range for a tensor with {ndim} dimensions")
+            found.add(int(a) % ndim)
+        if len(found) != len(items):
+            raise ValueError(f"{op}: axis {tuple(int(a) for a in items)} names an axis twice; list each axis once")
+        axes = tuple(sorted(found))
+    if op != "sum" and 0 in shape and any(shape[a] == 0 for a in axes):
+        raise ValueError(
+            f"{op}: cannot take the {'maximum' if op == 'max' else op} over no elements: the tensor has "
+            f"shape {shape_str(shape)} and axis {next(a for a in axes if shape[a] == 0)} has size 0"
+        )
+    return axes
 
 
-def single_axis(axis: Any, ndim: int, op: str) -> int:
+def single_axis(axis: Any, shape: tuple[int, ...], op: str) -> int:
     """One axis (softmax's classes), as a non-negative int."""
-    if not isinstance(axis, (int, np.integer)) or isinstance(axis, bool):
-        raise TypeError(f"{op}: axis must be a single int (the axis of the classes), got {axis!r}")
-    return normalize_axis(int(axis), ndim, op)[0]
+    if not is_int(axis):
+        raise TypeError(f"{op}: axis must be a single int (the axis of the classes), got {describe(axis)}")
+    return normalize_axis(int(axis), shape, op)[0]  # an empty axis is refused there: no classes
 
 
 def kept_shape(shape: tuple[int, ...], axes: tuple[int, ...]) -> tuple[int, ...]:
@@ -143,12 +256,24 @@ def check_linear(x: Tensor, weight: Tensor, bias: Tensor | None) -> None:
         )
 
 
+def _int_list(args: tuple[Any, ...], op: str, what: str) -> tuple[int, ...]:
+    """``f(2, 3)`` or ``f((2, 3))`` (or a list) as a tuple of ints; 2.0, "3" and True are refused."""
+    items: Any = args
+    if len(args) == 1 and not is_int(args[0]):
+        items = args[0]  # reshape((2, 3)) as well as reshape(2, 3)
+        if isinstance(items, np.ndarray):
+            items = list(items.reshape(-1)) if items.ndim < 2 else items.tolist()  # 0-d: one size
+        if not isinstance(items, (tuple, list)):
+            raise TypeError(f"{op}: {what} must be ints, e.g. {op}(2, 3) or {op}((2, 3)), got {describe(items)}")
+    bad = [n for n in items if not is_int(n)]
+    if bad:
+        raise TypeError(f"{op}: {what} must be ints, got {describe(bad[0])} in {tuple(items)}")
+    return tuple(int(n) for n in items)
+
+
 def reshaped(tensor: Tensor, shape: tuple[Any, ...]) -> np.ndarray:
     """The values of ``reshape(2, 3)`` or ``reshape((2, 3))``, or an error naming both shapes."""
-    dims: Sequence[Any] = shape
-    if len(shape) == 1 and not isinstance(shape[0], (int, np.integer)):
-        dims = tuple(shape[0])  # reshape((2, 3)) as well as reshape(2, 3)
-    target = tuple(operator.index(n) for n in dims)  # integers only: no 2.5 axes
+    target = _int_list(shape, "reshape", "the new sizes")  # integers only: no 2.5 axes
     try:
         return tensor.data.reshape(target)
     except ValueError:
@@ -160,10 +285,8 @@ def reshaped(tensor: Tensor, shape: tuple[Any, ...]) -> np.ndarray:
 
 def permutation(tensor: Tensor, axes: tuple[Any, ...]) -> tuple[int, ...]:
     """The axes of ``transpose(1, 0)`` or ``transpose((1, 0))`` (reversed when none are given)."""
-    if len(axes) == 1 and not isinstance(axes[0], (int, np.integer)):
-        axes = tuple(axes[0])  # transpose((1, 0)) as well as transpose(1, 0)
     n = tensor.ndim
-    perm = tuple(int(a) for a in axes) if axes else tuple(reversed(range(n)))
+    perm = _int_list(axes, "transpose", "axes") if axes else tuple(reversed(range(n)))
     if not all(-n <= a < n for a in perm) or sorted(a % n for a in perm) != list(range(n)):
         raise ValueError(
             f"transpose: axes {perm} are not a permutation of the {n} axes of "
@@ -173,7 +296,7 @@ def permutation(tensor: Tensor, axes: tuple[Any, ...]) -> tuple[int, ...]:
 
 
 def check_exponent(exponent: Any) -> float:
-    """The exponent of ``x ** p``: a number, not a tensor or an array."""
+    """The exponent of ``x ** p``: a number, not a tensor, an array, a string or a bool."""
     from .tensor import Tensor
 
     if isinstance(exponent, Tensor) or np.ndim(exponent) != 0:
@@ -181,14 +304,26 @@ def check_exponent(exponent: Any) -> float:
             "pow: the exponent must be a Python or numpy number (x ** 2, x ** 0.5); "
             "for a tensor exponent write (x.log() * e).exp()."
         )
-    return float(exponent)
+    value = exponent.item() if isinstance(exponent, np.ndarray) else exponent
+    if isinstance(value, (bool, np.bool_)) or not isinstance(value, (int, float, np.integer, np.floating)):
+        raise TypeError(f"pow: the exponent must be a real number (x ** 2, x ** 0.5), got {describe(exponent)}")
+    try:
+        return float(value)
+    except OverflowError:  # an int beyond the floats
+        raise ValueError(f"pow: the exponent {describe(exponent)} is too large for a float") from None
 
 
 def check_base(base: Any) -> float:
     """The base of ``number ** x``: a positive number (it becomes exp(x · log base))."""
-    if np.ndim(base) != 0 or not base > 0:
-        raise ValueError(f"pow: a number raised to a tensor needs a positive base, got {base!r}")
-    return float(base)
+    if isinstance(base, (bool, np.bool_)) or not isinstance(base, (int, float, np.integer, np.floating)):
+        raise TypeError(f"pow: a number raised to a tensor needs a real, positive base, got {describe(base)}")
+    try:
+        value = float(base)
+    except OverflowError:  # an int beyond the floats
+        value = float("inf")
+    if not (value > 0 and np.isfinite(value)):
+        raise ValueError(f"pow: a number raised to a tensor needs a finite, positive base, got {describe(base)}")
+    return value
 
 
 def check_single_element(tensor: Tensor) -> None:
@@ -199,18 +334,86 @@ def check_single_element(tensor: Tensor) -> None:
         )
 
 
+def length(tensor: Tensor) -> int:
+    """``len(x)``: the size of the first axis, as for a numpy array."""
+    if tensor.data.ndim == 0:
+        raise TypeError("len: a 0-d tensor (a single number) has no length and no rows; use .item() for its value")
+    return len(tensor.data)
+
+
+def rows(tensor: Tensor) -> Iterator[Tensor]:
+    """``for row in x``: x[0], x[1], ... along the first axis (a 0-d tensor has none: an error)."""
+    return (tensor[i] for i in range(length(tensor)))
+
+
+def truth(tensor: Tensor) -> bool:
+    """``if x:`` -- defined for a single element only, as in numpy (for several it is ambiguous)."""
+    if tensor.data.size != 1:
+        raise ValueError(
+            f"bool: a tensor of shape {shape_str(tensor.shape)} has no single truth value; for one "
+            f"element use x.item(), for several write (x.data > 0).any() or .all()"
+        )
+    return bool(tensor.data.reshape(()))
+
+
 # ------------------------------------------------------------------------------ indexing
 def plain_index(index: Any) -> Any:
-    """Replace Tensors and lists inside an index by integer numpy arrays."""
+    """The index ``x[index]`` as numpy understands it: numpy's rules, and Tensors hold positions.
+
+    Ints, slices, None, ``...``, integer arrays and boolean arrays mean what they mean in
+    numpy: a boolean array is a mask and picks the elements where it is True (each once). A
+    list becomes an array first, so ``[0, 2]`` picks positions and ``[True, False]`` is a mask.
+    Positions must be whole numbers: floats (``1.0``, a float array) are refused, never truncated.
+
+    A Tensor holds floats (``Tensor(mask)`` stores True as 1.0), so it cannot be a mask: a
+    Tensor used as an index must hold whole numbers, the positions to pick, and
+    ``x[Tensor([1.0, 0.0])]`` picks rows 1 and 0. To select with a mask that is a Tensor,
+    pass ``mask.data.astype(bool)``.
+    """
+    if type(index) is int:  # the usual case, x[i]: nothing to convert
+        return index
+    if isinstance(index, tuple):
+        return tuple(_plain_part(part) for part in index)
+    return _plain_part(index)
+
+
+POSITIONS_FIX = "use integer positions, or a numpy boolean mask to select (mask.data.astype(bool) for a Tensor)"
+
+
+def _plain_part(part: Any) -> Any:
     from .tensor import Tensor
 
-    if isinstance(index, tuple):
-        return tuple(plain_index(i) for i in index)
-    if isinstance(index, Tensor):
-        return index.data.astype(np.intp)
-    if isinstance(index, list):
-        return np.asarray(index)
-    return index
+    if isinstance(part, Tensor):
+        values = part.data
+        whole = np.isfinite(values) & (values == np.round(values))
+        if not whole.all():
+            raise TypeError(
+                f"index: a Tensor used as an index must hold whole numbers (positions), got values like "
+                f"{values[~whole].ravel()[:3].tolist()}; {POSITIONS_FIX}"
+            )
+        return values.astype(np.intp)
+    if isinstance(part, list):
+        try:
+            part = np.asarray(part) if part else np.zeros(0, np.intp)  # [] picks nothing, as in numpy
+        except ValueError:  # a ragged list
+            raise TypeError(f"index: the list {describe(part)} is not a rectangular array of positions") from None
+    if isinstance(part, np.ndarray):
+        if part.dtype.kind not in "biu":
+            raise TypeError(f"index: an array of dtype {part.dtype} cannot index; {POSITIONS_FIX}")
+        return part
+    if isinstance(part, (float, np.floating)):
+        raise TypeError(f"index: {describe(part)} is not a position; positions are whole numbers, e.g. x[int(i)]")
+    if isinstance(part, slice):
+        for bound in (part.start, part.stop, part.step):
+            if bound is not None and not is_int(bound):
+                raise TypeError(f"index: slice bounds must be ints or None, got {describe(bound)} in {part}")
+        return part
+    if part is None or part is Ellipsis or isinstance(part, (int, np.integer, np.bool_)):
+        return part
+    raise TypeError(
+        f"index: cannot index with {describe(part)}; use ints, slices, None, ..., integer positions "
+        f"(a list or an integer array) or a numpy boolean mask, as in numpy"
+    )
 
 
 def has_integer_array(index: Any) -> bool:
@@ -223,8 +426,8 @@ def take(tensor: Tensor, index: Any) -> np.ndarray:
     """``tensor.data[index]`` as an array, or an error naming the index and the shape."""
     try:
         return np.asarray(tensor.data[index])
-    except IndexError as exc:
-        raise IndexError(f"index: {exc} (tensor of shape {shape_str(tensor.shape)})") from None
+    except (IndexError, ValueError) as exc:  # out of range, a mask of the wrong shape, a slice step 0
+        raise type(exc)(f"index: {exc} (tensor of shape {shape_str(tensor.shape)})") from None
 
 
 # ------------------------------------------------------------------------------ backward
@@ -252,6 +455,23 @@ def seed_gradient(tensor: Tensor, grad: Any) -> np.ndarray:
             f"{shape_str(tensor.shape)}; they must match."
         )
     return seed.astype(tensor.dtype)  # a copy: .grad must not alias the caller's array
+
+
+def accumulable(node: Tensor, g: Any) -> np.ndarray:
+    """A complete gradient for backward to store, as an array (numpy makes 0-d results scalars).
+
+    It must fit the node's .grad, if it has one. This is checked before backward stores anything,
+    so a .grad set by hand to a wrong shape is an error, not a silent broadcast or a half-done pass.
+    """
+    g = g if type(g) is np.ndarray else np.asarray(g)
+    if node.grad is not None and np.shape(node.grad) != g.shape:
+        name = f"{node.name!r}" if node.name else f"a tensor of shape {shape_str(node.shape)}"
+        raise ValueError(
+            f"backward: {name} already holds a .grad of shape {shape_str(np.shape(node.grad))}, so its "
+            f"gradient of shape {shape_str(g.shape)} cannot be added to it; a .grad has its tensor's shape. "
+            f"Set .grad = None (or call zero_grad()) first."
+        )
+    return g
 
 
 def check_gradients(node: Tensor, grads: Any) -> None:

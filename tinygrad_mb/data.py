@@ -1,4 +1,8 @@
-"""Small built-in data sets, generated with numpy (no download), and batching helpers."""
+"""Small built-in data sets, generated with numpy (no download), and batching helpers.
+
+Every argument is checked before anything is drawn, so a bad one gives an error naming the
+function and the value (never numpy's "scale < 0" or "negative dimensions are not allowed").
+"""
 
 from __future__ import annotations
 
@@ -6,12 +10,16 @@ from collections.abc import Iterator
 
 import numpy as np
 
+from .checks import check_flag, check_int, check_number, check_seed, describe
 
-def make_moons(n: int = 200, noise: float = 0.1, seed: int = 0) -> tuple[np.ndarray, np.ndarray]:
+Seed = int | np.random.Generator | None
+
+
+def make_moons(n: int = 200, noise: float = 0.1, seed: Seed = 0) -> tuple[np.ndarray, np.ndarray]:
     """Two interleaving half circles: X of shape (n, 2), integer labels y of shape (n,) in {0, 1}."""
-    if n < 2:
-        raise ValueError(f"make_moons: need at least 2 samples, got n={n}")
-    rng = np.random.default_rng(seed)
+    n = check_int(n, "make_moons", "n (the number of samples)", minimum=2)
+    noise = check_number(noise, "make_moons", "noise (a standard deviation)", minimum=0.0)
+    rng = np.random.default_rng(check_seed(seed, "make_moons"))
     n_top = n // 2
     t_top = np.linspace(0, np.pi, n_top)
     t_bottom = np.linspace(0, np.pi, n - n_top)
@@ -24,11 +32,12 @@ def make_moons(n: int = 200, noise: float = 0.1, seed: int = 0) -> tuple[np.ndar
 
 
 def make_spirals(n: int = 300, classes: int = 3, noise: float = 0.2,
-                 seed: int = 0) -> tuple[np.ndarray, np.ndarray]:
+                 seed: Seed = 0) -> tuple[np.ndarray, np.ndarray]:
     """``classes`` interleaved spiral arms: X of shape (n, 2), labels y of shape (n,)."""
-    if classes < 2 or n < classes:
-        raise ValueError(f"make_spirals: need classes >= 2 and n >= classes, got n={n}, classes={classes}")
-    rng = np.random.default_rng(seed)
+    classes = check_int(classes, "make_spirals", "classes", minimum=2)
+    n = check_int(n, "make_spirals", "n (the number of samples, at least one per class)", minimum=classes)
+    noise = check_number(noise, "make_spirals", "noise (a standard deviation)", minimum=0.0)
+    rng = np.random.default_rng(check_seed(seed, "make_spirals"))
     y = np.arange(n) % classes
     r = np.linspace(0.05, 1.0, n)
     theta = y * (2 * np.pi / classes) + 4.0 * r + rng.normal(0.0, noise, n)
@@ -38,9 +47,13 @@ def make_spirals(n: int = 300, classes: int = 3, noise: float = 0.2,
 
 
 def make_regression(n: int = 100, in_features: int = 1, out_features: int = 1, noise: float = 0.1,
-                    seed: int = 0) -> tuple[np.ndarray, np.ndarray]:
+                    seed: Seed = 0) -> tuple[np.ndarray, np.ndarray]:
     """A smooth nonlinear target: y = sin(x @ A) + noise, X of shape (n, in), y of shape (n, out)."""
-    rng = np.random.default_rng(seed)
+    n = check_int(n, "make_regression", "n (the number of samples)", minimum=1)
+    in_features = check_int(in_features, "make_regression", "in_features", minimum=1)
+    out_features = check_int(out_features, "make_regression", "out_features", minimum=1)
+    noise = check_number(noise, "make_regression", "noise (a standard deviation)", minimum=0.0)
+    rng = np.random.default_rng(check_seed(seed, "make_regression"))
     X = rng.uniform(-2.0, 2.0, (n, in_features))
     A = rng.normal(0.0, 1.0, (in_features, out_features))
     y = np.sin(X @ A) + rng.normal(0.0, noise, (n, out_features))
@@ -50,8 +63,17 @@ def make_regression(n: int = 100, in_features: int = 1, out_features: int = 1, n
 def batches(n: int, batch_size: int, shuffle: bool = False,
             rng: np.random.Generator | None = None) -> Iterator[np.ndarray]:
     """Index arrays covering range(n) in chunks of ``batch_size``; the last may be shorter."""
-    if batch_size < 1:
-        raise ValueError(f"batches: batch_size must be at least 1, got {batch_size}")
+    n = check_int(n, "batches", "n (the number of samples)", minimum=0)
+    batch_size = check_int(batch_size, "batches", "batch_size", minimum=1)
+    shuffle = check_flag(shuffle, "batches", "shuffle")
+    if rng is not None and not isinstance(rng, np.random.Generator):
+        raise TypeError(f"batches: rng must be a numpy Generator (np.random.default_rng(seed)) or None, "
+                        f"got {describe(rng)}")
+    return _batches(n, batch_size, shuffle, rng)
+
+
+def _batches(n: int, batch_size: int, shuffle: bool, rng: np.random.Generator | None) -> Iterator[np.ndarray]:
+    # A generator of its own, so that batches() checks its arguments when called, not at the first batch.
     order = (rng or np.random.default_rng()).permutation(n) if shuffle else np.arange(n)
     for start in range(0, n, batch_size):
         yield order[start:start + batch_size]

@@ -3,10 +3,12 @@
 from __future__ import annotations
 
 from collections.abc import Callable, Sequence
+from typing import Any
 
 import numpy as np
 
-from .grad_mode import no_grad
+from .checks import check_int, check_number, describe
+from .grad_mode import grads_put_back, is_grad_enabled, no_grad
 from .tensor import Tensor
 
 
@@ -25,9 +27,13 @@ def gradcheck(fn: Callable[..., Tensor], inputs: Sequence[Tensor], eps: float = 
     accurate to O(eps²); it needs float64, so float32 inputs are refused.
 
     Returns True, or raises GradcheckError naming the input, the element, and both values.
-    Inputs' values and .grad are left as they were.
+    Inputs' values and the .grad of every tensor in fn's graph are left as they were.
     """
-    inputs = list(inputs)
+    inputs = _checked_inputs(fn, inputs)
+    eps = check_number(eps, "gradcheck", "eps (the finite-difference step)", positive=True)
+    atol = check_number(atol, "gradcheck", "atol", minimum=0.0)
+    rtol = check_number(rtol, "gradcheck", "rtol", minimum=0.0)
+    seed = check_int(seed, "gradcheck", "seed", minimum=0)
     checked = [i for i, x in enumerate(inputs) if x.requires_grad]
     if not checked:
         raise ValueError("gradcheck: no input requires grad; create them with requires_grad=True")
@@ -37,8 +43,11 @@ def gradcheck(fn: Callable[..., Tensor], inputs: Sequence[Tensor], eps: float = 
                 f"gradcheck: input {i} is {inputs[i].dtype}; finite differences need float64, "
                 f"so pass Tensor(x.data.astype(np.float64), requires_grad=True)"
             )
-    saved_grads = [x.grad for x in inputs]
+    if not is_grad_enabled():
+        raise RuntimeError("gradcheck: called inside no_grad(), where no graph is recorded; call it outside")
     out = fn(*inputs)
+    if not isinstance(out, Tensor):
+        raise TypeError(f"gradcheck: fn must return a Tensor, got {describe(out)}")
     v = np.random.default_rng(seed).uniform(0.5, 1.5, out.shape) * np.where(
         np.random.default_rng(seed + 1).random(out.shape) < 0.5, -1.0, 1.0)
 
@@ -46,10 +55,10 @@ def gradcheck(fn: Callable[..., Tensor], inputs: Sequence[Tensor], eps: float = 
         with no_grad():
             return float(np.sum(fn(*inputs).data * v))
 
-    try:
-        for x in inputs:
-            x.grad = None
-        out.backward(v)
+    # Every tensor of the graph gets its .grad back, the inputs' and any parameters' fn uses.
+    with grads_put_back([*inputs, *(out.topological_order() if out.requires_grad else [])]):
+        if out.requires_grad:  # otherwise fn cut the graph (e.g. Tensor(x.data)): every gradient is 0
+            out.backward(v)
         analytic: dict[int, np.ndarray] = {}
         for i in checked:
             grad = inputs[i].grad  # None when fn does not depend on this input
@@ -68,13 +77,35 @@ def gradcheck(fn: Callable[..., Tensor], inputs: Sequence[Tensor], eps: float = 
                 numeric = (plus - minus) / (2 * eps)
                 a = float(analytic[i][idx])
                 if not abs(a - numeric) <= atol + rtol * abs(numeric):
-                    label = f"input {i}" + (f" ({x.name!r})" if x.name else "")
-                    raise GradcheckError(
-                        f"gradcheck: {label}, element {idx}: analytic gradient {a:.8g} but numeric "
-                        f"{numeric:.8g} (difference {abs(a - numeric):.3g} > atol {atol:g} + rtol "
-                        f"{rtol:g} * |numeric|); the backward of some op on the path is wrong."
-                    )
-    finally:
-        for x, g in zip(inputs, saved_grads):
-            x.grad = g
+                    raise GradcheckError(_mismatch(i, x, idx, a, numeric, atol, rtol, out.requires_grad))
     return True
+
+
+def _checked_inputs(fn: Any, inputs: Any) -> list[Tensor]:
+    """``fn`` must be callable and ``inputs`` a list (or tuple) of Tensors: ``gradcheck(f, [x])``."""
+    if not callable(fn):
+        raise TypeError(f"gradcheck: fn must be a function of the inputs, got {describe(fn)}")
+    if isinstance(inputs, Tensor) or not isinstance(inputs, (list, tuple)):
+        raise TypeError(f"gradcheck: inputs must be a list of Tensors, e.g. gradcheck(f, [x]); got {describe(inputs)}")
+    for i, x in enumerate(inputs):
+        if not isinstance(x, Tensor):
+            raise TypeError(
+                f"gradcheck: input {i} is {describe(x)}, not a Tensor; pass Tensor(values, requires_grad=True)"
+            )
+    return list(inputs)
+
+
+def _mismatch(i: int, x: Tensor, idx: tuple[int, ...], a: float, numeric: float, atol: float, rtol: float,
+              recorded: bool) -> str:
+    label = f"input {i}" + (f" ({x.name!r})" if x.name else "")
+    if not (np.isfinite(a) and np.isfinite(numeric)):
+        return (f"gradcheck: {label}, element {idx}: analytic gradient {a:.8g}, numeric {numeric:.8g}; fn is "
+                f"not finite at or near this point (log of a negative number? a division by zero?). Check the "
+                f"gradient where fn is defined, or with a smaller eps.")
+    return (f"gradcheck: {label}, element {idx}: analytic gradient {a:.8g} but numeric {numeric:.8g} "
+            f"(difference {abs(a - numeric):.3g} > atol {atol:g} + rtol {rtol:g} * |numeric|); "
+            + ("the backward of some op on the path is wrong" + (
+                " (or fn computed part of its result outside the graph: Tensor(x.data), .detach())."
+                if a == 0 else ".") if recorded else
+               "fn's result was not recorded as computed from the inputs: the graph was cut (Tensor(x.data), "
+               ".detach() or no_grad() inside fn?)"))

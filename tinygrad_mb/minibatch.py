@@ -464,9 +464,10 @@ def error_first(model: nn.Module, loss_fn: LossFn, X: Any, y: Any, variant: str 
     all inputs in the batch are identical. Otherwise only the output layer's bias gradient can
     be right, and only when the output layer is affine (ŷ = hW + b, no output nonlinearity):
     then that gradient is ḡ itself. With a sigmoid output it is wrong too, because the sigmoid's
-    derivative is taken at one set of activations instead of each sample's. ``loss_as_gradient`` is in general wrong even then (with one squared-error output it
-    sends back e² instead of 2e, which agree only at e = 0 or e = 2). Returned ``.loss`` is the
-    true batch loss.
+    derivative is taken at one set of activations instead of each sample's.
+    ``loss_as_gradient`` is in general wrong even then (with one squared-error output it sends
+    back e² instead of 2e, which agree only at e = 0 or e = 2). Returned ``.loss`` is the true
+    batch loss.
     """
     X, y, params = check_batch(model, X, y, "error_first")
     check_variant(variant, loss_fn, "error_first")

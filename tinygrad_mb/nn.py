@@ -12,20 +12,31 @@ sample, and ``Linear``'s weight has shape (in_features, out_features).
 from __future__ import annotations
 
 import functools
-from collections.abc import Callable, Iterator
+import math
+from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass
 from typing import Any
 
 import numpy as np
 
-from .checks import as_float_array, check_linear, shape_str
+from .checks import (
+    as_float_array,
+    check_flag,
+    check_float_dtype,
+    check_int,
+    check_layer_sizes,
+    check_linear,
+    check_seed,
+    describe,
+    shape_str,
+)
 from .tensor import ArrayLike, Tensor, log_softmax_values, unbroadcast
 
 Rng = np.random.Generator | int | None
 
 
-def _generator(rng: Rng) -> np.random.Generator:
-    return rng if isinstance(rng, np.random.Generator) else np.random.default_rng(rng)
+def _generator(rng: Rng, op: str) -> np.random.Generator:
+    return rng if isinstance(rng, np.random.Generator) else np.random.default_rng(check_seed(rng, op))
 
 
 class Module:
@@ -40,14 +51,17 @@ class Module:
     def named_parameters(self, prefix: str = "") -> Iterator[tuple[str, Tensor]]:
         """(dotted name, parameter) pairs, in the order the attributes were assigned."""
         seen: set[int] = set()
-        for name, p in self._walk(prefix):
+        for name, p in self._walk(prefix, set()):
             if id(p) not in seen:  # a parameter shared by two layers is listed once
                 seen.add(id(p))
                 yield name, p
 
-    def _walk(self, prefix: str) -> Iterator[tuple[str, Tensor]]:
+    def _walk(self, prefix: str, visited: set[int]) -> Iterator[tuple[str, Tensor]]:
+        if id(self) in visited:  # met before: a shared layer, or a cycle (a child that holds its parent)
+            return
+        visited.add(id(self))
         for attr, value in vars(self).items():
-            yield from _parameters_in(value, prefix + attr)
+            yield from _parameters_in(value, prefix + attr, visited)
 
     def parameters(self) -> list[Tensor]:
         """The trainable tensors, layer by layer, weight before bias."""
@@ -62,10 +76,15 @@ class Module:
         return {name: p.data.copy() for name, p in self.named_parameters()}
 
     def load_state_dict(self, state: dict[str, ArrayLike]) -> None:
-        """Copy values into the parameters; checks every name and shape before changing any."""
+        """Copy values into the parameters; checks every name, shape and value before changing any."""
+        if not isinstance(state, Mapping):
+            raise TypeError(
+                f"load_state_dict: state must be a dict of parameter name -> array, as state_dict() "
+                f"returns, got {describe(state)}"
+            )
         params = dict(self.named_parameters())
-        missing = sorted(set(params) - set(state))
-        unexpected = sorted(set(state) - set(params))
+        missing = sorted(set(params) - set(state), key=str)
+        unexpected = sorted(set(state) - set(params), key=str)
         if missing or unexpected:
             raise KeyError(
                 f"load_state_dict: names do not match the model (missing: {missing}, "
@@ -82,7 +101,13 @@ class Module:
                     f"{shape_str(value.shape)}, the model has {shape_str(p.shape)}; "
                     f"build the model with the same layer sizes as the saved one."
                 )
-            arrays[name] = value.astype(p.dtype, copy=True)
+            with np.errstate(over="ignore"):  # an overflow is reported just below, in words
+                arrays[name] = value.astype(p.dtype, copy=True)
+            if not np.isfinite(arrays[name]).all():  # checked after the cast: 1e300 is inf in float32
+                raise ValueError(
+                    f"load_state_dict: {name!r} holds nan or inf values (or values too large for "
+                    f"{p.dtype}); a model cannot continue from them (was the state saved after training diverged?)"
+                )
         # Every check passed: only now change the parameters, so a bad state changes nothing.
         for name, p in params.items():
             p.data = arrays[name]
@@ -91,18 +116,18 @@ class Module:
         return f"{type(self).__name__}()"
 
 
-def _parameters_in(value: Any, name: str) -> Iterator[tuple[str, Tensor]]:
+def _parameters_in(value: Any, name: str, visited: set[int]) -> Iterator[tuple[str, Tensor]]:
     if isinstance(value, Tensor):
         if value.requires_grad:
             yield name, value
     elif isinstance(value, Module):
-        yield from value._walk(name + ".")
+        yield from value._walk(name + ".", visited)
     elif isinstance(value, (list, tuple)):
         for i, item in enumerate(value):
-            yield from _parameters_in(item, f"{name}.{i}")
+            yield from _parameters_in(item, f"{name}.{i}", visited)
     elif isinstance(value, dict):
         for key, item in value.items():
-            yield from _parameters_in(item, f"{name}.{key}")
+            yield from _parameters_in(item, f"{name}.{key}", visited)
 
 
 def linear(x: ArrayLike, weight: Tensor, bias: Tensor | None = None) -> Tensor:
@@ -118,7 +143,7 @@ def linear(x: ArrayLike, weight: Tensor, bias: Tensor | None = None) -> Tensor:
     One node instead of two keeps pictures small and the per-sample loop fast; graph
     pictures print these formulas in the node.
     """
-    x = x if isinstance(x, Tensor) else Tensor(x)  # plain data (a numpy batch) is welcome
+    x = x if isinstance(x, Tensor) else Tensor(as_float_array(x, "linear"))  # plain data (a numpy batch) is welcome
     check_linear(x, weight, bias)
     h, W = x.data, weight.data
     out = h @ W if bias is None else h @ W + bias.data
@@ -156,12 +181,15 @@ class Linear(Module):
 
     def __init__(self, in_features: int, out_features: int, bias: bool = True,
                  rng: Rng = None, dtype: Any = np.float64):
+        in_features = check_int(in_features, "Linear", "in_features")
+        out_features = check_int(out_features, "Linear", "out_features")
         if in_features < 1 or out_features < 1:
             raise ValueError(
                 f"Linear: sizes must be positive, got in_features={in_features}, "
                 f"out_features={out_features}"
             )
-        gen = _generator(rng)
+        bias, dtype = check_flag(bias, "Linear", "bias"), check_float_dtype(dtype, "Linear")
+        gen = _generator(rng, "Linear")  # every check is done before the generator draws
         bound = 1.0 / np.sqrt(in_features)
         self.in_features, self.out_features = in_features, out_features
         self.weight = Tensor(gen.uniform(-bound, bound, (in_features, out_features)).astype(dtype),
@@ -177,18 +205,18 @@ class Linear(Module):
 
 
 class Tanh(Module):
-    def forward(self, x: Tensor) -> Tensor:
-        return x.tanh()
+    def forward(self, x: ArrayLike) -> Tensor:
+        return as_prediction(x, "Tanh").tanh()
 
 
 class ReLU(Module):
-    def forward(self, x: Tensor) -> Tensor:
-        return x.relu()
+    def forward(self, x: ArrayLike) -> Tensor:
+        return as_prediction(x, "ReLU").relu()
 
 
 class Sigmoid(Module):
-    def forward(self, x: Tensor) -> Tensor:
-        return x.sigmoid()
+    def forward(self, x: ArrayLike) -> Tensor:
+        return as_prediction(x, "Sigmoid").sigmoid()
 
 
 ACTIVATIONS: dict[str, type[Module]] = {"tanh": Tanh, "relu": ReLU, "sigmoid": Sigmoid}
@@ -198,6 +226,12 @@ class Sequential(Module):
     """Applies its modules one after the other."""
 
     def __init__(self, *modules: Module):
+        for i, m in enumerate(modules):
+            if not isinstance(m, Module):
+                raise TypeError(
+                    f"{type(self).__name__}: argument {i} is {describe(m)}, not a Module; layers are "
+                    f"Modules such as nn.Linear(2, 3) or nn.Tanh() (wrap a function in a Module's forward)"
+                )
         self.layers = list(modules)
 
     def forward(self, x: Tensor) -> Tensor:
@@ -206,7 +240,10 @@ class Sequential(Module):
         return x
 
     def __getitem__(self, i: int) -> Module:
-        return self.layers[i]
+        try:
+            return self.layers[i]
+        except (IndexError, TypeError):
+            raise IndexError(f"{type(self).__name__}: no layer {i!r}; it has {len(self.layers)} layers") from None
 
     def __len__(self) -> int:
         return len(self.layers)
@@ -232,11 +269,10 @@ class MLP(Sequential):
 
     def __init__(self, sizes: list[int], activation: str = "tanh", rng: Rng = None,
                  dtype: Any = np.float64):
-        if len(sizes) < 2:
-            raise ValueError(f"MLP: sizes needs an input and an output size, got {list(sizes)}")
-        if activation not in ACTIVATIONS:
+        sizes = check_layer_sizes(sizes, "MLP")
+        if not isinstance(activation, str) or activation not in ACTIVATIONS:
             raise ValueError(f"MLP: unknown activation {activation!r}; choose one of {sorted(ACTIVATIONS)}")
-        gen = _generator(rng)
+        dtype, gen = check_float_dtype(dtype, "MLP"), _generator(rng, "MLP")  # all checked before any draw
         layers: list[Module] = []
         for i, (n_in, n_out) in enumerate(zip(sizes[:-1], sizes[1:]), start=1):
             linear = Linear(n_in, n_out, rng=gen, dtype=dtype)
@@ -300,8 +336,20 @@ def loss_info(loss_fn: Any) -> LossInfo:
 
 
 def as_prediction(pred: Any, op: str) -> Tensor:
-    """A loss's first argument as a Tensor: a numpy array is data (no gradient flows into it)."""
+    """A layer's input or a loss's first argument as a Tensor: numpy data is wrapped (no gradient flows into it)."""
     return pred if isinstance(pred, Tensor) else Tensor(as_float_array(pred, op))
+
+
+def check_batch(pred: Tensor, op: str, what: str, outputs: str = "outputs") -> None:
+    """A loss needs at least one sample (a mean over none is nan) and, per sample, an output."""
+    if pred.data.size:  # the common case: nothing to check
+        return
+    if pred.ndim and pred.shape[0] == 0:
+        raise ValueError(
+            f"{op}: the batch is empty ({what} has shape {shape_str(pred.shape)}); a loss needs at least "
+            f"one sample (check how the batch was sliced)"
+        )
+    raise ValueError(f"{op}: {what} has shape {shape_str(pred.shape)}: each sample has no {outputs}")
 
 
 def _reduce(per_sample: Tensor, reduction: str) -> Tensor:
@@ -324,7 +372,7 @@ def mse_loss(pred: Tensor, target: ArrayLike, reduction: str = "mean") -> Tensor
         reduction: "mean" averages the B sample losses, "sum" adds them, "none" returns them
             (shape (B,)). So "sum" is exactly B times "mean".
     """
-    if reduction not in REDUCTIONS:
+    if not isinstance(reduction, str) or reduction not in REDUCTIONS:
         raise ValueError(f"mse_loss: unknown reduction {reduction!r}; choose one of {list(REDUCTIONS)}")
     pred = as_prediction(pred, "mse_loss")
     if not isinstance(target, Tensor):  # data: take pred's dtype, so float32 stays float32
@@ -334,9 +382,26 @@ def mse_loss(pred: Tensor, target: ArrayLike, reduction: str = "mean") -> Tensor
             f"mse_loss: pred has shape {shape_str(pred.shape)} but target has shape "
             f"{shape_str(target.shape)}; they must match (e.g. y.reshape(-1, 1) for a (B, 1) prediction)."
         )
+    check_batch(pred, "mse_loss", "pred")
     sq = (pred - target) ** 2
     per_sample = sq.mean(axis=tuple(range(1, sq.ndim))) if sq.ndim > 1 else sq
-    return _reduce(per_sample, reduction)
+    loss = _reduce(per_sample, reduction)
+    # Only a loss that is not finite asks why (one cheap test per call): a missing target (nan) is
+    # bad input and an error; a model that diverged is not, and gets its nan loss.
+    if not math.isfinite(loss.data.sum() if loss.data.ndim else loss.data):
+        check_finite_target(target.data, "mse_loss")
+    return loss
+
+
+def check_finite_target(target: np.ndarray, op: str) -> None:
+    """Refuse targets holding nan or inf, naming how many and where the first is."""
+    finite = np.isfinite(target)
+    if not finite.all():  # a missing value (nan) would make the loss, and every gradient, nan
+        where = tuple(int(i) for i in np.argwhere(~finite)[0])
+        raise ValueError(
+            f"{op}: the target holds {int((~finite).sum())} nan or inf value(s), the first at "
+            f"position {where}; remove or fill in missing targets before training"
+        )
 
 
 def class_labels(labels: ArrayLike, num_classes: int, batch: int, op: str) -> np.ndarray:
@@ -345,7 +410,10 @@ def class_labels(labels: ArrayLike, num_classes: int, batch: int, op: str) -> np
     Returns:
         The labels as an integer index array of shape (batch,).
     """
-    raw = labels.data if isinstance(labels, Tensor) else np.asarray(labels)
+    try:
+        raw = labels.data if isinstance(labels, Tensor) else np.asarray(labels)
+    except (ValueError, TypeError):  # a ragged list
+        raise TypeError(f"{op}: labels must be integer class ids, one per sample, got {describe(labels)}") from None
     kind = raw.dtype.kind
     if kind not in "iuf":
         raise TypeError(f"{op}: labels must be integer class ids, got dtype {raw.dtype}"
@@ -364,14 +432,13 @@ def class_labels(labels: ArrayLike, num_classes: int, batch: int, op: str) -> np
             f"{op}: labels have shape {shape_str(raw.shape)} but the logits hold {batch} samples; "
             f"pass one class id per sample, shape ({batch},){one_hot}."
         )
-    ids = raw.astype(np.intp, copy=False)
-    if ids.size and (ids.min() < 0 or ids.max() >= num_classes):
-        bad = ids[(ids < 0) | (ids >= num_classes)][0]
+    if raw.size and (raw.min() < 0 or raw.max() >= num_classes):  # before the cast, which could wrap around
+        bad = raw[(raw < 0) | (raw >= num_classes)][0]
         raise ValueError(
-            f"{op}: label {bad} is out of range for {num_classes} classes; "
-            f"class ids run from 0 to {num_classes - 1}."
+            f"{op}: label {int(bad) if kind in 'iu' else format(bad, 'g')} is out of range for "
+            f"{num_classes} classes; class ids run from 0 to {num_classes - 1}."
         )
-    return ids
+    return raw.astype(np.intp, copy=False)
 
 
 @per_sample_loss("cross_entropy", classification=True)
@@ -383,7 +450,7 @@ def cross_entropy(logits: Tensor, labels: ArrayLike, reduction: str = "mean") ->
         labels: integer class ids in [0, C), shape (B,).
         reduction: "mean", "sum" or "none" over the B samples.
     """
-    if reduction not in REDUCTIONS:
+    if not isinstance(reduction, str) or reduction not in REDUCTIONS:
         raise ValueError(f"cross_entropy: unknown reduction {reduction!r}; choose one of {list(REDUCTIONS)}")
     logits = as_prediction(logits, "cross_entropy")
     if logits.ndim != 2:
@@ -391,6 +458,7 @@ def cross_entropy(logits: Tensor, labels: ArrayLike, reduction: str = "mean") ->
             f"cross_entropy: logits must have shape (batch, classes), got {shape_str(logits.shape)}; "
             f"for a single sample use logits.reshape(1, -1)"
         )
+    check_batch(logits, "cross_entropy", "logits", outputs="classes")
     batch, num_classes = logits.shape
     ids = class_labels(labels, num_classes, batch, "cross_entropy")
     # One node for the B per-sample losses (the same values as

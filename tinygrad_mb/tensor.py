@@ -20,9 +20,10 @@ import numpy as np
 # One import line per 100 characters rather than one per name (this file keeps a line budget).
 # isort: off
 from . import grad_mode
-from .checks import (apply_elementwise, as_float_array, as_gradient, as_operand, check_base, check_exponent,
-                     check_gradients, check_matmul, check_single_element, has_integer_array, kept_shape,
-                     normalize_axis, permutation, plain_index, reshaped, seed_gradient, single_axis, take)
+from .checks import (accumulable, apply_elementwise, as_float_array, as_gradient, as_operand, check_base,
+                     check_exponent, check_gradients, check_matmul, check_single_element, has_integer_array, kept_shape,
+                     length, normalize_axis, permutation, plain_index, requires_grad_flag, reshaped, rows,
+                     seed_gradient, single_axis, take, truth)
 from .grad_mode import is_grad_enabled, no_grad  # noqa: F401  (also importable from here)
 # isort: on
 
@@ -50,7 +51,7 @@ class Tensor:
         data = data.data if isinstance(data, Tensor) else data
         self.data: np.ndarray = as_float_array(data, "Tensor", own_copy=requires_grad)
         self.grad: np.ndarray | None = None
-        self.requires_grad, self.name = bool(requires_grad), name
+        self.requires_grad, self.name = requires_grad_flag(requires_grad), name
         self._prev: tuple[Tensor, ...] = ()  # the parents: the tensors this one was computed from
         self._op = ""  # the operation that made it ("" for a leaf)
         self._backward: Backward | None = None  # how to send a gradient on to the parents
@@ -96,7 +97,7 @@ class Tensor:
             g = pending.pop(node, None)
             if g is None:  # nothing reached it (every use of it sent None)
                 continue
-            done.append((node, g if type(g) is np.ndarray else np.asarray(g)))  # numpy makes 0-d scalars
+            done.append((node, g if type(g) is np.ndarray and node.grad is None else accumulable(node, g)))
             if node._backward is None:  # a leaf: nothing further to send
                 continue
             grads = node._backward(done[-1][1])
@@ -254,14 +255,14 @@ class Tensor:
 
     # ---------------------------------------------------------------- reductions
     def sum(self, axis: int | tuple[int, ...] | None = None, keepdims: bool = False) -> Tensor:
-        axes = normalize_axis(axis, self.ndim, "sum")
+        axes = normalize_axis(axis, self.shape, "sum", keepdims)
         shape, kept = self.shape, kept_shape(self.shape, axes)
         # every summed element receives the whole upstream gradient
         return Tensor.record(self.data.sum(axis=axes, keepdims=keepdims), (self,), "sum",
                              lambda g: (spread(g, kept, shape),))
 
     def mean(self, axis: int | tuple[int, ...] | None = None, keepdims: bool = False) -> Tensor:
-        axes = normalize_axis(axis, self.ndim, "mean")
+        axes = normalize_axis(axis, self.shape, "mean", keepdims)
         shape, kept = self.shape, kept_shape(self.shape, axes)
         count = math.prod(shape[a] for a in axes)
         # mean = sum / count, so each element receives 1/count of the upstream gradient
@@ -269,7 +270,7 @@ class Tensor:
                              lambda g: (spread(g / count, kept, shape),))
 
     def max(self, axis: int | tuple[int, ...] | None = None, keepdims: bool = False) -> Tensor:
-        axes = normalize_axis(axis, self.ndim, "max")
+        axes = normalize_axis(axis, self.shape, "max", keepdims)
         x, kept = self.data, kept_shape(self.shape, axes)
         m = x.max(axis=axes, keepdims=True)
         def backward(g):  # the gradient flows to the maximal element; ties share it equally
@@ -292,7 +293,7 @@ class Tensor:
     T = property(lambda self: self.transpose(), doc="The transpose (all axes reversed).")
 
     def __getitem__(self, index: Any) -> Tensor:
-        index = plain_index(index)
+        index = plain_index(index)  # numpy's rules; a Tensor holds integer positions, never a mask
         shape, dtype, repeats_possible = self.shape, self.dtype, has_integer_array(index)
         def backward(g):
             full = np.zeros(shape, dtype=dtype)  # elements that were not picked get 0
@@ -305,13 +306,13 @@ class Tensor:
 
     # ---------------------------------------------------------------- softmax family
     def softmax(self, axis: int = -1) -> Tensor:
-        axis = single_axis(axis, self.ndim, "softmax")
+        axis = single_axis(axis, self.shape, "softmax")
         s = np.exp(log_softmax_values(self.data, axis))
         # Jacobian-vector product of softmax: s * (g - <g, s>)
         return Tensor.record(s, (self,), "softmax", lambda g: (s * (g - (g * s).sum(axis=axis, keepdims=True)),))
 
     def log_softmax(self, axis: int = -1) -> Tensor:
-        axis = single_axis(axis, self.ndim, "log_softmax")
+        axis = single_axis(axis, self.shape, "log_softmax")
         out = log_softmax_values(self.data, axis)
         # d log_softmax = g - softmax * sum(g)
         return Tensor.record(out, (self,), "log_softmax",
@@ -326,8 +327,7 @@ class Tensor:
     parents = property(lambda self: self._prev, doc="The tensors this one was computed from (none for a leaf).")
     is_leaf = property(lambda self: not self._prev)
 
-    def __len__(self) -> int:
-        return len(self.data)
+    __len__, __iter__, __bool__ = length, rows, truth  # as numpy: rows of the first axis; `if x:` for one element
 
     def __repr__(self) -> str:
         extras = f", name={self.name!r}" if self.name else ""
