@@ -475,3 +475,82 @@ def cross_entropy(logits: Tensor, labels: ArrayLike, reduction: str = "mean") ->
 
     per_sample = Tensor.record(-log_probs[rows, ids], (logits,), "cross_entropy", backward)
     return _reduce(per_sample, reduction)
+
+
+@per_sample_loss("binary_cross_entropy", classification=False)
+def binary_cross_entropy(logits: Tensor, targets: ArrayLike, reduction: str = "mean") -> Tensor:
+    """Binary cross-entropy from logits. Sample i's loss is the mean over its D outputs of
+
+        −[t log σ(x) + (1 − t) log(1 − σ(x))]  =  softplus(x) − t·x,
+
+    computed as max(x, 0) − t·x + log(1 + e^(−|x|)), finite for logits of any size (e^(−|x|)
+    never overflows). Its derivative is σ(x) − t, exact at every x, 0 included.
+
+    Args:
+        logits: scores x, shape (B,) or (B, D, ...); σ(x) is the predicted probability.
+        targets: probabilities t in [0, 1] (0/1 labels or soft targets), the same shape.
+        reduction: "mean", "sum" or "none" over the B samples. Like ``mse_loss``, a sample's
+            loss is the MEAN over its outputs, so a Bernoulli log-likelihood summed over D
+            pixels (a VAE's reconstruction term) is D times it.
+    """
+    op = "binary_cross_entropy"
+    if not isinstance(reduction, str) or reduction not in REDUCTIONS:
+        raise ValueError(f"{op}: unknown reduction {reduction!r}; choose one of {list(REDUCTIONS)}")
+    logits = as_prediction(logits, op)
+    t = as_float_array(targets.data if isinstance(targets, Tensor) else targets, op).astype(logits.dtype)
+    check_probabilities(logits, t, op)
+    check_batch(logits, op, "logits")
+    x = logits.data
+    softplus_neg_abs = np.log1p(np.exp(-np.abs(x)))  # log(1 + e^(−|x|)), in (0, log 2]
+    elementwise = np.maximum(x, 0) - t * x + softplus_neg_abs
+    probability = np.exp(np.minimum(x, 0) - softplus_neg_abs)  # σ(x) without overflow on either side
+    axes = tuple(range(1, x.ndim))
+    outputs = math.prod(x.shape[1:])
+
+    def backward(g: np.ndarray) -> tuple[np.ndarray]:
+        # dℓ_i/dx_id = (σ(x_id) − t_id) / D: the predicted probability minus the truth
+        return ((probability - t) * (g.reshape(g.shape + (1,) * len(axes)) / outputs),)
+
+    per_sample = Tensor.record(elementwise.mean(axis=axes) if axes else elementwise, (logits,), op, backward)
+    return _reduce(per_sample, reduction)
+
+
+def check_probabilities(logits: Tensor, targets: np.ndarray, op: str) -> None:
+    """Targets of a binary cross-entropy: the logits' shape, every value a probability in [0, 1]."""
+    if targets.shape != logits.shape:
+        raise ValueError(f"{op}: logits have shape {shape_str(logits.shape)} but targets have shape "
+                         f"{shape_str(targets.shape)}; they must match (one probability per logit)")
+    outside = ~((targets >= 0) & (targets <= 1))  # nan is outside too
+    if outside.any():
+        raise ValueError(f"{op}: targets must be probabilities in [0, 1], got {float(targets[outside].ravel()[0])!r}; "
+                         f"for 0..255 pixels divide by 255, for -1/+1 labels use (y + 1) / 2")
+
+
+@per_sample_loss("gaussian_kl", classification=False)
+def gaussian_kl(mu: Tensor, logvar: Tensor, reduction: str = "mean") -> Tensor:
+    """KL(N(μ, e^logvar) ‖ N(0, I)) of each sample, summed over the latent dimensions:
+
+        KL_i = ½ Σ_d (μ_id² + e^(logvar_id) − 1 − logvar_id),
+
+    the closed form of a VAE's regulariser (Kingma & Welling 2014, appendix B), one node whose
+    backward is ∂KL_i/∂μ_id = μ_id and ∂KL_i/∂logvar_id = ½(e^(logvar_id) − 1).
+
+    Args:
+        mu, logvar: the means and log-variances of q(z | x), shape (B, latent) each.
+        reduction: "mean", "sum" or "none" over the B samples.
+    """
+    op = "gaussian_kl"
+    if not isinstance(reduction, str) or reduction not in REDUCTIONS:
+        raise ValueError(f"{op}: unknown reduction {reduction!r}; choose one of {list(REDUCTIONS)}")
+    mu, logvar = as_prediction(mu, op), as_prediction(logvar, op)
+    if mu.ndim != 2 or mu.shape != logvar.shape:
+        raise ValueError(f"{op}: mu and logvar must both have shape (batch, latent), got "
+                         f"{shape_str(mu.shape)} and {shape_str(logvar.shape)}")
+    check_batch(mu, op, "mu", outputs="latent dimensions")
+    m, variance = mu.data, np.exp(logvar.data)
+
+    def backward(g: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        return g[:, None] * m, g[:, None] * 0.5 * (variance - 1)
+
+    per_sample = Tensor.record(0.5 * (m * m + variance - 1 - logvar.data).sum(axis=1), (mu, logvar), op, backward)
+    return _reduce(per_sample, reduction)

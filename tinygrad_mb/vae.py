@@ -1,0 +1,105 @@
+"""A small variational autoencoder trained with AEVB (Kingma & Welling 2014, §2.2-2.3).
+
+The objective is a SUM over the N data points, the evidence lower bound
+
+    ELBO = Σ_{j=1}^N [ E_q(z|x_j) log p(x_j | z) − KL(q(z | x_j) ‖ p(z)) ],
+
+and AEVB climbs it with the mini-batch estimate (N/M) Σ_{i∈batch} [...] (their eq. 8): N
+times the batch mean, as for every sum objective (``minibatch.sum_estimate``). Two tricks
+make one sample's term differentiable:
+
+- **The reparameterisation.** z ~ N(μ, σ²) is written z = μ + σ·ε with ε ~ N(0, I) drawn
+  outside the graph, so the expectation over z becomes one over ε, which does not depend on
+  the parameters: ∇E_ε[f(μ + σε)] = E_ε[∇f(μ + σε)], estimated with one ε per sample.
+- **The KL in closed form** (``nn.gaussian_kl``), for a Gaussian q against the N(0, I) prior.
+
+Binarised 8x8 digits: p(x | z) is a Bernoulli per pixel with logits from the decoder, so
+−log p(x | z) is a sum over the D = 64 pixels of binary cross-entropies. ``nn.binary_cross_entropy``
+returns the MEAN over a sample's outputs (like ``mse_loss``): the reconstruction term is D times
+it. What gets averaged, once more.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+
+from . import nn
+from .grad_mode import no_grad
+from .optim import Optimizer
+from .tensor import Tensor
+
+
+class VAE(nn.Module):
+    """Encoder x → (μ, log σ²) and decoder z → pixel logits, each an MLP with one tanh hidden layer.
+
+    Args:
+        data_dim: pixels per sample (64 for 8x8 digits).
+        hidden: width of the hidden layers.
+        latent: dimensions of z.
+        rng: a numpy Generator or seed, for the initial weights.
+    """
+
+    def __init__(self, data_dim: int = 64, hidden: int = 128, latent: int = 8, rng: nn.Rng = None):
+        gen = np.random.default_rng(rng) if not isinstance(rng, np.random.Generator) else rng
+        self.latent, self.data_dim = latent, data_dim
+        self.encoder = nn.MLP([data_dim, hidden, 2 * latent], activation="tanh", rng=gen)
+        self.decoder = nn.MLP([latent, hidden, data_dim], activation="tanh", rng=gen)
+
+    def encode(self, x: Tensor) -> tuple[Tensor, Tensor]:
+        """μ and log σ² of q(z | x), each of shape (B, latent)."""
+        h = self.encoder(x)
+        return h[:, :self.latent], h[:, self.latent:]
+
+    def decode(self, z: Tensor) -> Tensor:
+        """The logits of p(x | z): σ(logit) is each pixel's probability of being on."""
+        return self.decoder(z)
+
+    def negative_elbo(self, x: Tensor | np.ndarray, eps: np.ndarray) -> Tensor:
+        """The batch MEAN of −ELBO_i, one reparameterised sample z_i = μ_i + σ_i ε_i per data point.
+
+        −ELBO_i = −log p(x_i | z_i) + KL(q(z | x_i) ‖ N(0, I))
+                = D · binary_cross_entropy(logits_i, x_i) + gaussian_kl(μ_i, log σ²_i).
+        """
+        x = x if isinstance(x, Tensor) else Tensor(x)
+        mu, logvar = self.encode(x)
+        z = mu + (logvar * 0.5).exp() * Tensor(eps)  # σ = exp(½ log σ²)
+        logits = self.decode(z)
+        reconstruction = nn.binary_cross_entropy(logits, x, reduction="none") * self.data_dim  # sum over pixels
+        return (reconstruction + nn.gaussian_kl(mu, logvar, reduction="none")).mean()
+
+    def reconstruct(self, x: np.ndarray) -> np.ndarray:
+        """Pixel probabilities of the decoder at the mean z = μ(x)."""
+        with no_grad():
+            mu, _ = self.encode(Tensor(x))
+            return self.decode(mu).sigmoid().data
+
+    def sample(self, count: int, rng: nn.Rng = None) -> np.ndarray:
+        """Pixel probabilities of the decoder at z drawn from the prior N(0, I)."""
+        gen = np.random.default_rng(rng) if not isinstance(rng, np.random.Generator) else rng
+        with no_grad():
+            return self.decode(Tensor(gen.standard_normal((count, self.latent)))).sigmoid().data
+
+
+def aevb_step(vae: VAE, optimizer: Optimizer, x: np.ndarray, dataset_size: int, rng: np.random.Generator) -> float:
+    """One AEVB step on a batch x of M samples; returns the estimate of the summed −ELBO.
+
+    The gradient of the batch mean, times N, is the (N/M) Σ estimate of the gradient of the sum
+    over the data set (``minibatch.sum_estimate``); the optimizer then steps along it.
+    """
+    for p in vae.parameters():
+        p.grad = None
+    loss = vae.negative_elbo(x, rng.standard_normal((len(x), vae.latent)))
+    loss.backward()
+    for p in vae.parameters():
+        if p.grad is not None:
+            p.grad *= dataset_size  # N · ∇(batch mean) = (N/M) Σ_i ∇(−ELBO_i)
+    optimizer.step()
+    return loss.item() * dataset_size
+
+
+def binarised_digits(seed: int = 0) -> tuple[np.ndarray, np.ndarray]:
+    """scikit-learn's 8x8 digits as 0/1 pixels (on where the grey level is above half), and labels."""
+    from sklearn.datasets import load_digits
+
+    digits = load_digits()
+    return (digits.data > 8).astype(np.float64), digits.target
