@@ -75,9 +75,12 @@ def out_of_sync(source: Path) -> str | None:
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--check", action="store_true", help="report differences, write nothing")
+    parser.add_argument("names", nargs="*", help="only tutorials whose file name contains one of these, e.g. 02")
     args = parser.parse_args(argv)
     stale = 0
     for source in tutorial_sources():
+        if args.names and not any(name in source.name for name in args.names):
+            continue
         problem = out_of_sync(source)
         if args.check:
             if problem:
