@@ -12,6 +12,7 @@ from __future__ import annotations
 import functools
 import math
 import tracemalloc
+import warnings
 
 import numpy as np
 import pytest
@@ -137,6 +138,33 @@ def test_gradient_noise_scale_equals_the_formula_from_per_sample_gradients(seed,
         assert minibatch.gradient_noise_scale(model, loss_fn, X, y) == pytest.approx(expected, rel=1e-7)
 
 
+@settings(max_examples=20, deadline=None)
+@given(seed=st.integers(0, 2**16), batch=st.integers(2, 10), extra=st.integers(0, 30))
+def test_the_finite_data_set_correction_shrinks_the_batch_variance_by_n_minus_b_over_n(seed, batch, extra):
+    model, loss_fn, X, y = problem(seed, [3, 4, 2], batch, "mse")
+    N = batch + extra
+    stacked = minibatch.per_sample_gradients(model, loss_fn, X, y)
+    flat = np.concatenate([g.reshape(batch, -1) for g in stacked], axis=1)
+    mean = flat.mean(axis=0)
+    trace = np.sum((flat - mean) ** 2) / (batch - 1)
+    signal = np.sum(mean**2) - trace / batch * (N - batch) / N
+    if signal <= 0:
+        with pytest.warns(RuntimeWarning):
+            assert minibatch.gradient_noise_scale(model, loss_fn, X, y, dataset_size=N) == math.inf
+    else:
+        assert minibatch.gradient_noise_scale(model, loss_fn, X, y, dataset_size=N) == pytest.approx(
+            trace / signal, rel=1e-7)
+
+
+def test_the_noise_scale_of_the_whole_data_set_is_never_inf_while_the_gradient_is_not_zero():
+    model, loss_fn, X, y = problem(3, [3, 4, 2], 12, "cross_entropy")
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        assert np.isfinite(minibatch.gradient_noise_scale(model, loss_fn, X, y, dataset_size=12))
+    with pytest.raises(ValueError, match="dataset_size must be a whole number N >= the batch size 12"):
+        minibatch.gradient_noise_scale(model, loss_fn, X, y, dataset_size=11)
+
+
 def test_identical_samples_have_no_noise():
     model = nn.MLP([3, 4, 1], rng=0)
     X, y = np.tile([[0.5, -1.0, 2.0]], (6, 1)), np.full((6, 1), 0.3)
@@ -203,8 +231,11 @@ def test_trainer_records_the_noise_scale_each_epoch_and_leaves_grad_alone():
     scale = trainer.measure_noise_scale(X, y)
     for p, g in zip(model.parameters(), grads):
         assert (p.grad is None and g is None) or np.array_equal(p.grad, g)
-    formula = noise_scale_by_formula(model, loss_fn, X, y)
-    assert scale == (pytest.approx(formula, rel=1e-7) if formula > 0 else math.inf)
+    stacked = minibatch.per_sample_gradients(model, loss_fn, X, y)
+    flat = np.concatenate([g.reshape(len(X), -1) for g in stacked], axis=1)
+    mean = flat.mean(axis=0)
+    trace = np.sum((flat - mean) ** 2) / (len(X) - 1)
+    assert scale == pytest.approx(trace / np.sum(mean**2), rel=1e-7)  # the whole data set: |G|² = ‖ḡ‖²
     assert scale == pytest.approx(history["noise_scale"][-1], rel=1e-12)
 
 

@@ -358,7 +358,8 @@ def clipped_mean(model: nn.Module, loss_fn: LossFn, X: Any, y: Any, max_norm: fl
         return Gradients(result, loss)
 
 
-def gradient_noise_scale(model: nn.Module, loss_fn: LossFn, X: Any, y: Any) -> float:
+def gradient_noise_scale(model: nn.Module, loss_fn: LossFn, X: Any, y: Any,
+                         dataset_size: int | None = None) -> float:
     """The simple gradient noise scale B_simple = tr Σ / |G|² (McCandlish et al. 2018).
 
     With per-sample gradients g_i and their mean ḡ (the batched gradient), the unbiased
@@ -367,19 +368,28 @@ def gradient_noise_scale(model: nn.Module, loss_fn: LossFn, X: Any, y: Any) -> f
         tr Σ̂ = Σ_i ‖g_i − ḡ‖² / (B − 1) = (Σ_i ‖g_i‖² − B‖ḡ‖²) / (B − 1),
         |Ĝ|² = ‖ḡ‖² − tr Σ̂ / B,
 
-    computed from ``per_sample_grad_norms`` (no per-sample gradients). B_simple is roughly the
-    batch size beyond which a larger batch stops paying off. When |Ĝ|² ≤ 0 the noise dominates
-    this batch (the mean gradient is not measurably different from zero): a warning says so
-    and the result is ``inf``.
+    computed from ``per_sample_grad_norms`` (no per-sample gradients). The second assumes the
+    batch was drawn from an endless supply of samples. When it was drawn without replacement
+    from a data set of N = ``dataset_size`` samples, the batch mean's variance shrinks by
+    (N − B)/N, so |Ĝ|² = ‖ḡ‖² − (tr Σ̂ / B)(N − B)/N: exact, ‖ḡ‖², when the batch IS the data set.
+
+    B_simple is roughly the batch size beyond which a larger batch stops paying off. When
+    |Ĝ|² ≤ 0 the noise dominates this batch (the mean gradient is not measurably different
+    from zero): a warning says so and the result is ``inf``.
     """
     norms = per_sample_grad_norms(model, loss_fn, X, y)
     B = len(norms)
     if B < 2:
         raise ValueError("gradient_noise_scale: the noise between samples needs a batch of at least 2 samples")
+    if dataset_size is not None and (isinstance(dataset_size, (bool, np.bool_)) or
+                                     not isinstance(dataset_size, (int, np.integer)) or dataset_size < B):
+        raise ValueError(f"gradient_noise_scale: dataset_size must be a whole number N >= the batch size {B} "
+                         f"(or None for an endless supply of samples), got {dataset_size!r}")
     mean_gradient = [p.grad for p in model.parameters()]  # ḡ: per_sample_grad_norms left it in .grad
     mean_sq = float(sum(np.sum(g * g) for g in mean_gradient if g is not None))  # ‖ḡ‖²
     trace = (float(np.sum(norms**2)) - B * mean_sq) / (B - 1)
-    signal = mean_sq - trace / B
+    finite_population = 1.0 if dataset_size is None else (dataset_size - B) / dataset_size
+    signal = mean_sq - trace / B * finite_population
     if signal <= 0:
         warnings.warn(f"gradient_noise_scale: |G|² estimate {signal:.3g} <= 0: the noise dominates this batch of "
                       f"{B}; returning inf (use a larger batch to measure it)", RuntimeWarning, stacklevel=2)

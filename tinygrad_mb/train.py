@@ -111,10 +111,10 @@ class Trainer:
         return fn(self.model, self.loss_fn, Xb, yb)
 
     def measure_noise_scale(self, X: np.ndarray, y: np.ndarray) -> float:
-        """B_simple over (X, y), leaving every parameter's .grad as it was."""
+        """B_simple with (X, y) as the whole data set (|G|² is then exact), leaving .grad as it was."""
         with grads_put_back(self.model.parameters()), warnings.catch_warnings():
             warnings.simplefilter("ignore", RuntimeWarning)  # inf is recorded, no need to warn each epoch
-            return minibatch.gradient_noise_scale(self.model, self.loss_fn, X, y)
+            return minibatch.gradient_noise_scale(self.model, self.loss_fn, X, y, dataset_size=len(X))
 
     def evaluate(self, X: Any, y: Any) -> dict[str, float]:
         """Mean loss on a data set, and accuracy where it applies, recording no graph.
