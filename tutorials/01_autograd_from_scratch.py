@@ -25,11 +25,14 @@
 #    each node: the gradient arriving at a node times the node's local derivative is what it
 #    passes on to each input.
 #
-# This tutorial builds that idea up on a tiny scalar expression, looks at its graph, and then
-# meets the two details every autograd engine must get right: the **order** in which nodes are
-# visited, and the fact that gradients **accumulate**.
+# This tutorial builds that idea up on a tiny scalar expression, looks at its graph, opens the
+# engine to see where an operation keeps its backward rule (and how to add your own), and
+# then meets the two details every autograd engine must get right: the **order** in which
+# nodes are visited, and the fact that gradients **accumulate**.
 
 # %%
+import inspect
+
 import numpy as np
 
 from tinygrad_mb import Tensor, gradcheck, topological_order
@@ -84,10 +87,73 @@ draw_graph(L)
 # - ∂L/∂c = ∂L/∂d · 1 = −2 and ∂L/∂e = ∂L/∂d · 1 = −2 (an addition passes its gradient through)
 # - ∂L/∂a = ∂L/∂e · b = (−2)(−3) = 6 and ∂L/∂b = ∂L/∂e · a = (−2)(2) = −4
 #
-# That is all `backward` does. In `tinygrad_mb/tensor.py` every operation computes its
-# result and, right beside it, a small function that turns the incoming gradient into the
-# gradients of its inputs; the tensor keeps it in `_backward`. Here is the whole backward pass
-# written out by hand with those functions, before we let the engine do it:
+# That is all `backward` does. The only question left is where each node keeps its local
+# derivatives, and the engine's source answers it.
+#
+# ## An operation's forward pass and its backward rule, side by side
+#
+# Here is multiplication, exactly as it stands in `tinygrad_mb/tensor.py` (printed from the
+# installed package, so it cannot drift from the real thing):
+
+# %%
+print(inspect.getsource(Tensor.__mul__))
+
+# %% [markdown]
+# Read it line by line:
+#
+# - the **forward** pass is the last line's `np.multiply` of the two operands' values (the
+#   `apply_elementwise` wrapper only adds a clear error when the shapes do not fit);
+# - the **backward rule** is the little function `backward(g)` right above it. It receives
+#   `g`, the gradient of the final output with respect to this product, and returns one
+#   gradient per input: `g * b` for `a` and `g * a` for `b`. That is the table's "∂e/∂a = b,
+#   ∂e/∂b = a", times the gradient arriving from above: the chain rule, written once, at the
+#   place the operation happens. (`unbroadcast` matters only when an operand was broadcast,
+#   say a bias added to every row of a batch: then its gradient is summed back to its own
+#   shape. For scalars it changes nothing.)
+# - `Tensor.record` ties the two together. It wraps the result in a new `Tensor` and, if any
+#   input wants a gradient, remembers the inputs (`.parents`), the operation's name (`.op`)
+#   and the `backward` function (kept in `_backward`). That is the whole of "recording the
+#   graph":
+
+# %%
+print(inspect.getsource(Tensor.record))
+
+# %% [markdown]
+# So `e = a * b` above stored a `backward` that, handed the gradient 1, returns (b, a) =
+# (−3, 2). We can call it ourselves:
+
+# %%
+e_local = tuple(float(g) for g in e._backward(np.array(1.0)))
+print("e's backward rule, given g = 1, returns", e_local, " (that is (b, a))")
+
+# %% [markdown]
+# `Tensor.record` is public: it is how you add an operation of your own. Cube, x³, with its
+# derivative 3x² beside it, is complete in four lines, and `gradcheck` (more on it below)
+# confirms the rule against finite differences:
+
+# %%
+def cube(x: Tensor) -> Tensor:
+    def backward(g):  # g: gradient of the final output with respect to x³
+        return (g * 3 * x.data**2,)  # one gradient per input, of that input's shape
+    return Tensor.record(x.data**3, (x,), "cube", backward)
+
+
+s = Tensor(np.array([0.5, -2.0]), requires_grad=True, name="s")
+cube(s).sum().backward()
+cube_grad = s.grad.copy()
+cube_checked = gradcheck(cube, [s])
+print("d/ds Σ s³ =", cube_grad, "= 3s²;  gradcheck:", cube_checked)
+
+# %% [markdown]
+# **Your turn.** `tutorials/exercises/` holds exercises that extend the engine this way:
+# `leaky_relu`, `logsumexp` and `maximum` (broadcasting and ties), each one call to
+# `Tensor.record` in `tutorials/exercises/my_ops.py`, with hints in three tiers and checker
+# tests (`pytest tutorials/exercises -m ex_leaky_relu`; see `tutorials/exercises/README.md`).
+#
+# ## The whole backward pass, by hand
+#
+# Here is the whole backward pass written out by hand with those stored rules, before we let
+# the engine do it:
 
 # %%
 def backward_by_hand(root: Tensor) -> dict[str, float]:
@@ -254,6 +320,10 @@ assert finite_differences_agree is True
 # Fan-out: contributions add up (x + x), and only a topological order collects them all.
 assert fan_out == 2.0
 assert right == 9.0 and wrong == 3.0
+# An operation's backward rule is its local derivative times the incoming gradient: mul sends (b, a).
+assert e_local == (-3.0, 2.0)
+# Tensor.record is the extension point: a new op (cube) with its rule passes gradcheck.
+assert np.array_equal(cube_grad, 3 * np.array([0.5, -2.0]) ** 2) and cube_checked is True
 # Gradients accumulate across backward calls until zero_grad clears them.
 assert once == 8.0 and twice == 16.0
 assert w.grad.item() == 8.0
