@@ -463,7 +463,8 @@ def error_first(model: nn.Module, loss_fn: LossFn, X: Any, y: Any, variant: str 
       graph. Every nonlinearity then uses f′(mean) instead of mean(f′).
     - ``last_sample``: backpropagate ḡ through the graph of the batch's last sample (the
       activations an online implementation still holds). "Which sample's activations?" has no
-      right answer.
+      right answer here: the true gradient uses each sample's own (the batched graph's rows),
+      and one backward pass of one averaged error has room for only one set.
     - ``loss_as_gradient``: backpropagate the mean loss *value* as if it were the output
       gradient (through the ``mean_input`` graph).
     - ``mean_residual`` (``nn.mse_loss`` only): backpropagate mse_loss(mean_i ŷ_i, mean_i y_i),

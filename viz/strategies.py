@@ -10,7 +10,8 @@
 
 ``draw_error_first`` shows the misconception: the output errors are averaged first, and
 then there is a single backward pass, which needs activations from *some* forward pass.
-The picture marks the question that has no right answer: which activations?
+The picture marks the question it cannot answer: which activations? (In the batched graph
+the answer is each sample's own; one backward pass of one averaged error has only one set.)
 
 Both come in two views. The default, ``view="compact"``, draws one small box per operation,
 the parameters once for the whole picture (every graph in it uses the same θ: edges from
@@ -52,7 +53,7 @@ from .render import Picture
 AVERAGING = {"fillcolor": "#ffe6cc", "color": "#d79b00"}  # where the sum / 1/B / mean happens
 RESULT_OK = {"fillcolor": "#d5e8d4", "color": "#82b366"}
 RESULT_WRONG = {"fillcolor": "#f8cecc", "color": "#b85450"}
-QUESTION = {"fillcolor": "#fff2cc", "color": "#b85450", "penwidth": "2"}  # the question with no right answer
+QUESTION = {"fillcolor": "#fff2cc", "color": "#b85450", "penwidth": "2"}  # the question error-first cannot answer
 
 
 # ------------------------------------------------------------------------------ helpers
@@ -230,7 +231,8 @@ def draw_error_first(
 
     Left: each sample's forward pass, with its own activations and its own output error
     g_i = ∂ℓ_i/∂ŷ_i. Middle: the errors averaged *before* backpropagation, and the question
-    that has no right answer: a single backward pass needs activations, but whose? Right:
+    it cannot answer: a single backward pass needs activations, but whose (the right answer,
+    each sample's own, needs B of them)? Right:
     the graph the variant picks, backpropagated once. The result is compared with the true
     mini-batch gradient (the batched mean). Variants as in ``minibatch.error_first``:
     "mean_input", "last_sample", "loss_as_gradient", "mean_residual" (``nn.mse_loss`` only).
