@@ -12,10 +12,11 @@ differ only in their strategy show directly whether the strategies agree: ``per_
 
 from __future__ import annotations
 
+import copy
 import os
 import warnings
 from collections.abc import Callable
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
@@ -24,8 +25,11 @@ from .checkpoint import Checkpoint, check_destination, read_checkpoint, restore,
 from .checks import shape_str
 from .data import batches as batch_indices
 from .grad_mode import grads_put_back, no_grad
-from .optim import Optimizer
+from .optim import SGLD, Optimizer
 from .tensor import Tensor
+
+if TYPE_CHECKING:
+    from .distributed import DataParallel
 
 
 def whole_number(value: Any, name: str, minimum: int) -> int:
@@ -51,10 +55,13 @@ class Trainer:
         loss_fn: mean-reduced loss ``loss_fn(pred, target)``, e.g. ``nn.mse_loss``.
         optimizer: an optimizer over ``model.parameters()``.
         strategy: "batched_mean", "per_sample", "accumulated", "naive_accumulated",
-            "per_sample_gradients" or "error_first" (see ``tinygrad_mb.minibatch``).
+            "per_sample_gradients" or "error_first" (see ``tinygrad_mb.minibatch``), or
+            "data_parallel" (see ``tinygrad_mb.distributed``): run the same script on every MPI
+            rank, with the same X, y and seed; each rank computes its slice of every batch.
         micro_batch: chunk size, required by "accumulated" and "naive_accumulated".
         variant: the error-first variant, required by "error_first".
         progress: show a tqdm progress bar over epochs.
+        comm: the MPI communicator of "data_parallel" (default ``MPI.COMM_WORLD``).
         checkpoint: a file path (``~`` expanded); if given, ``fit`` checks that it can be written
             before the first epoch and saves the state there after every epoch, as ``save`` does.
         noise_scale: also record, after every epoch, the gradient noise scale B_simple of the
@@ -65,9 +72,12 @@ class Trainer:
     def __init__(self, model: nn.Module, loss_fn: nn.LossFn, optimizer: Optimizer,
                  strategy: str = "batched_mean", micro_batch: int | None = None,
                  variant: str | None = None, progress: bool = True,
-                 checkpoint: str | os.PathLike[str] | None = None, noise_scale: bool = False):
-        if strategy not in minibatch.STRATEGIES:
-            raise ValueError(f"Trainer: unknown strategy {strategy!r}; choose one of {sorted(minibatch.STRATEGIES)}")
+                 checkpoint: str | os.PathLike[str] | None = None, noise_scale: bool = False, comm: Any = None):
+        if strategy not in minibatch.STRATEGIES and strategy != "data_parallel":
+            raise ValueError(f"Trainer: unknown strategy {strategy!r}; choose one of "
+                             f"{sorted([*minibatch.STRATEGIES, 'data_parallel'])}")
+        if comm is not None and strategy != "data_parallel":
+            raise ValueError(f"Trainer: comm is used only by strategy 'data_parallel', not {strategy!r}")
         needs_chunks = strategy in ("accumulated", "naive_accumulated")
         if needs_chunks:
             minibatch.check_micro_batch(micro_batch, f"Trainer(strategy={strategy!r})")
@@ -99,10 +109,19 @@ class Trainer:
         self.noise_scale = bool(noise_scale)
         self.epochs_done = 0
         self.history: dict[str, list[float]] = {}
+        # Imported only when asked for: mpi4py is optional, and `python -m tinygrad_mb.distributed`
+        # must not find its module already loaded by the package.
+        self.parallel: DataParallel | None = None
+        if strategy == "data_parallel":
+            from .distributed import DataParallel
+            self.parallel = DataParallel(comm)
+        self.is_root = self.parallel is None or self.parallel.is_root  # shows progress, writes checkpoints
 
     # ------------------------------------------------------------------ one step
     def gradient(self, Xb: np.ndarray, yb: np.ndarray) -> minibatch.Gradients:
         """The batch gradient by this trainer's strategy (left in .grad as well)."""
+        if self.parallel is not None:  # this rank's slice of the batch, then one all-reduce of sums and counts
+            return self.parallel.gradient(self.model, self.loss_fn, Xb, yb)
         fn = minibatch.STRATEGIES[self.strategy]
         if self.micro_batch is not None:
             return fn(self.model, self.loss_fn, Xb, yb, self.micro_batch)
@@ -151,8 +170,13 @@ class Trainer:
 
         Raises:
             FloatingPointError: when a batch's loss or gradient is NaN or infinite (the parameters
-                are left as they were before that step), or when the loss over the training set is
-                after an epoch (its last step diverged: nothing of that epoch is recorded or saved).
+                and their .grad are left as they were before that step), or when the loss over the
+                training set, a parameter or the optimizer's state is after an epoch (its steps
+                diverged: nothing of that epoch is recorded or saved).
+            ValueError, TypeError, IndexError: for bad arguments or data, before training; for data
+                that fails only in a later batch (a class id out of range, say), the parameters,
+                their .grad and the optimizer's state are first put back as they were before that
+                epoch, whose steps are then undone.
             CheckpointError: before the first epoch, when the ``checkpoint`` path cannot be written.
         """
         X, y, _ = minibatch.check_batch(self.model, X, y, "Trainer.fit")
@@ -167,46 +191,78 @@ class Trainer:
                 f"counts the total (as when resuming from a checkpoint); pass "
                 f"epochs={self.epochs_done + 1} or more to train further."
             )
+        if isinstance(self.optimizer, SGLD) and self.optimizer.dataset_size != len(X):
+            raise ValueError(
+                f"Trainer.fit: the SGLD optimizer has dataset_size={self.optimizer.dataset_size} but X holds "
+                f"{len(X)} samples; SGLD scales each batch's mean gradient by the number of samples the batches "
+                f"are drawn from, so build it with dataset_size={len(X)}."
+            )
+        names = {"loss"}  # the metrics each epoch will record
         if validation is not None:
+            if not isinstance(validation, (tuple, list)) or len(validation) != 2:
+                raise TypeError(f"Trainer.fit: validation must be a pair (X_val, y_val), got "
+                                f"{type(validation).__name__} {validation!r:.80}")
             X_val, y_val, _ = minibatch.check_batch(self.model, *validation, "Trainer.fit (validation)")
             if X_val.shape[1:] != X.shape[1:]:
                 raise ValueError(
                     f"Trainer.fit: validation samples have shape {shape_str(X_val.shape[1:])} but "
                     f"training samples {shape_str(X.shape[1:])}; they must match."
                 )
-            self._with_context("the validation data, checked before training", self.evaluate, X_val, y_val)
+            before = self._with_context("the validation data, checked before training", self.evaluate, X_val, y_val)
+            if not np.isfinite(before["loss"]):
+                raise ValueError(f"Trainer.fit: the validation loss is {before['loss']} before training; check "
+                                 f"X_val and y_val for NaN or inf values (or values too large to square).")
+            names |= {"val_" + key for key in before}
+        if self.history:  # resuming: every metric must go on where it left off
+            self._check_same_metrics(names, X, y)
         if self.checkpoint is not None:
             check_destination(self.checkpoint, "Trainer.fit")  # fail now, not after an epoch of work
 
         rng = np.random.default_rng(seed)
-        bar = self._progress_bar(epochs)
+        if self.parallel is not None:  # the same run on every rank, all starting from rank 0's weights
+            self.parallel.start(self.model, X, y, batch_size, epochs, shuffle, seed, self.epochs_done)
+        bar = self._progress_bar(epochs) if self.is_root else None
         try:
             for epoch in range(epochs):
                 batches = list(batch_indices(len(X), batch_size, shuffle, rng))
                 if epoch < self.epochs_done:
                     continue  # already trained: its permutation is drawn, so later epochs match
-                for batch, idx in enumerate(batches):
-                    where = f"epoch {epoch + 1}, batch {batch + 1}"
-                    self._with_context(where, self._step, X[idx], y[idx], epoch, batch)
-                metrics = self.evaluate(X, y)
-                if self.noise_scale:
-                    metrics["noise_scale"] = self.measure_noise_scale(X, y)
-                if validation is not None:
-                    metrics.update({"val_" + k: v for k, v in self.evaluate(X_val, y_val).items()})
-                if not np.isfinite(metrics["loss"]):
+                put_back = self._snapshot()
+                try:
+                    for batch, idx in enumerate(batches):
+                        where = f"epoch {epoch + 1}, batch {batch + 1}"
+                        self._with_context(where, self._step, X[idx], y[idx], epoch, batch)
+                    metrics = self.evaluate(X, y)
+                    if self.noise_scale:
+                        metrics["noise_scale"] = self._with_context(f"epoch {epoch + 1}, the noise scale",
+                                                                    self.measure_noise_scale, X, y)
+                    if validation is not None:
+                        metrics.update({"val_" + k: v for k, v in self.evaluate(X_val, y_val).items()})
+                except (ValueError, TypeError, IndexError):
+                    put_back()  # bad input met during the epoch: the trainer is as it was before it
+                    raise
+                diverged = self._non_finite_state()
+                if not np.isfinite(metrics["loss"]) or diverged:
+                    what = (f"the loss over the training set is {metrics['loss']}" if not diverged
+                            else f"{diverged} holds NaN or inf")
+                    kept = f" (the checkpoint keeps epoch {self.epochs_done})" if self.checkpoint else ""
                     raise FloatingPointError(
-                        f"Trainer.fit: the loss over the training set is {metrics['loss']} after epoch "
-                        f"{epoch + 1}: its last step diverged. Nothing of this epoch was recorded or saved "
-                        f"(a checkpoint keeps epoch {self.epochs_done}). Try a smaller learning rate."
+                        f"Trainer.fit: {what} after epoch {epoch + 1}: its steps diverged. Nothing of this "
+                        f"epoch was recorded or saved{kept}. Try a smaller learning rate (after trainer.load, "
+                        f"set trainer.optimizer.lr: load restores the saved one)."
                     )
                 for key, value in metrics.items():
                     self.history.setdefault(key, []).append(value)
                 self.epochs_done = epoch + 1
-                if self.checkpoint is not None:
+                if self.checkpoint is not None and self.is_root:
                     self.save(self.checkpoint)
                 if bar is not None:
                     bar.update(1)
                     bar.set_postfix(loss=f"{self.history['loss'][-1]:.4f}")
+        except BaseException as exc:
+            if self.parallel is not None:
+                self.parallel.abort(exc)  # the other ranks would wait forever at their next all-reduce
+            raise
         finally:
             if bar is not None:
                 bar.close()
@@ -220,9 +276,51 @@ class Trainer:
         except (ValueError, TypeError, IndexError) as exc:
             raise type(exc)(f"Trainer.fit ({where}): {exc}") from exc
 
+    def _check_same_metrics(self, names: set[str], X: np.ndarray, y: np.ndarray) -> None:
+        """Refuse a resumed fit whose epochs would record other metrics than the history holds."""
+        classification = self.loss_info.classification
+        if classification is None:  # as evaluate decides it, from the shape of the predictions
+            with no_grad():
+                pred = self._with_context("the training data, checked before training", self.model, Tensor(X))
+            classification = targets_are_class_ids(pred.data, y)
+        names |= {"accuracy"} if classification else set()
+        names |= {"noise_scale"} if self.noise_scale else set()
+        if names != set(self.history):
+            raise ValueError(
+                f"Trainer.fit: the history of the {self.epochs_done} epochs done holds {sorted(self.history)}, but "
+                f"this fit would record {sorted(names)}, so the lists would no longer line up epoch by epoch; "
+                f"pass the same validation= (and noise_scale=) as the run so far."
+            )
+
+    def _snapshot(self) -> Callable[[], None]:
+        """A function that puts the parameters, their .grad and the optimizer's state back as they are now."""
+        params = self.model.parameters()
+        values = [p.data.copy() for p in params]
+        grads = [None if p.grad is None else p.grad.copy() for p in params]
+        state = {name: copy.deepcopy(getattr(self.optimizer, name)) for name in self.optimizer.state_kinds}
+
+        def put_back() -> None:
+            for p, value, grad in zip(params, values, grads):
+                p.data, p.grad = value, grad
+            for name, entries in state.items():
+                setattr(self.optimizer, name, entries)
+        return put_back
+
+    def _non_finite_state(self) -> str:
+        """What of the parameters or optimizer state holds NaN or inf (what a checkpoint refuses), or ''."""
+        bad = [f"parameter {name!r}" for name, p in self.model.named_parameters() if not np.all(np.isfinite(p.data))]
+        bad += [f"optimizer state {name!r} of parameter {i}" for name in self.optimizer.state_kinds
+                for i, entry in enumerate(getattr(self.optimizer, name))
+                if entry is not None and not np.all(np.isfinite(entry))]
+        return ", ".join(bad)
+
     def _step(self, Xb: np.ndarray, yb: np.ndarray, epoch: int, batch: int) -> None:
+        params = self.model.parameters()
+        earlier = [p.grad for p in params]
         grads = self.gradient(Xb, yb)
         if not np.isfinite(grads.loss) or not all(np.all(np.isfinite(g)) for g in grads):
+            for p, grad in zip(params, earlier):  # this step changes nothing, .grad included
+                p.grad = grad
             what = "loss" if not np.isfinite(grads.loss) else "gradient"
             raise FloatingPointError(
                 f"Trainer.fit: the {what} became non-finite (loss {grads.loss}) at epoch {epoch + 1}, "
@@ -258,5 +356,10 @@ class Trainer:
         optimizer are checked before anything changes; any problem raises ``CheckpointError``.
         """
         saved = read_checkpoint(path, "Trainer.load")
+        lr = getattr(self.optimizer, "lr", None)
         restore(saved, self.model, self.optimizer, "Trainer.load")
         self.epochs_done, self.history = saved.epochs_done, saved.history
+        if lr != getattr(self.optimizer, "lr", None):
+            warnings.warn(f"Trainer.load: the checkpoint's learning rate lr={self.optimizer.lr!r} replaces this "
+                          f"optimizer's lr={lr!r} (a checkpoint restores the hyperparameters of the saved run); "
+                          f"to train on with another, set trainer.optimizer.lr after load.", UserWarning, stacklevel=2)
