@@ -17,7 +17,7 @@ from tinygrad_mb import Tensor, nn
 from tinygrad_mb.minibatch import ERROR_FIRST_VARIANTS
 
 from .draw import draw_graph
-from .render import CHOICES, INSTALL_HINT, Picture, RendererChoiceError, available_renderer
+from .render import CHOICES, INSTALL_HINT, Picture, RendererChoiceError, RenderError, available_renderer
 from .schematics import schematic_error_first, schematic_strategies, schematic_whose_activations
 from .stepper import draw_backward_steps
 from .strategies import draw_error_first, draw_strategies
@@ -93,7 +93,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         parser.error(str(exc))
     try:
         written = gallery(args.out, args.renderer)
-    except OSError as exc:  # --out under a file, say: one clear line, not a traceback
+    except (OSError, RenderError) as exc:  # --out under a file, a renderer that fails: one clear line
         print(f"python -m viz: {exc}", file=sys.stderr)
         return 1
     frames = sum(1 for _, what in written if what.startswith("one frame"))

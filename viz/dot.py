@@ -59,11 +59,14 @@ def check_view(view: str, where: str) -> str:
     return view
 
 
-def natural_rankdir(view: str, rankdir: str | None) -> str:
-    """``rankdir`` if given, else the view's own: top to bottom when compact, else left to right."""
-    if rankdir is not None:
-        return rankdir
-    return "TB" if view == "compact" else "LR"
+def natural_rankdir(view: str, rankdir: str | None, where: str = "dot") -> str:
+    """``rankdir`` if given (checked; an error names ``where``), else the view's own: top to
+    bottom when compact, else left to right."""
+    if rankdir is None:
+        return "TB" if view == "compact" else "LR"
+    if rankdir not in RANKDIRS:
+        raise ValueError(f"{where}: rankdir must be one of {', '.join(RANKDIRS)} (or None), got {rankdir!r}")
+    return rankdir
 
 
 def html_escape(text: str) -> str:

@@ -5,7 +5,7 @@ from __future__ import annotations
 from tinygrad_mb import Tensor
 
 from .dot import check_view, natural_rankdir, to_dot
-from .graph import walk
+from .graph import check_max_nodes, walk
 from .render import Picture
 
 DEFAULT_MAX_NODES = 200  # beyond this a picture is unreadable anyway; the rest is folded
@@ -49,7 +49,10 @@ def draw_graph(
         A ``Picture``: ``.source`` (DOT), ``.svg()``, ``.save("graph.svg")``; Jupyter shows it.
     """
     check_view(view, "draw_graph")
-    graph = walk(check_tensor(root, "draw_graph"), max_nodes=max_nodes)
+    rankdir = natural_rankdir(view, rankdir, "draw_graph")
+    if title is not None and not isinstance(title, str):
+        raise TypeError(f"draw_graph: title must be text (a str) or None, got {type(title).__name__}")
+    graph = walk(check_tensor(root, "draw_graph"), max_nodes=check_max_nodes(max_nodes, "draw_graph"))
     facts = {"nodes": len(graph.nodes), "hidden": graph.hidden}
-    source = to_dot(graph, rankdir=natural_rankdir(view, rankdir), title=title, view=view)
+    source = to_dot(graph, rankdir=rankdir, title=title, view=view)
     return Picture(source, renderer=renderer, facts=facts)

@@ -37,7 +37,7 @@ class Node:
         kind: "parameter", "input", "constant", "op", or for the root "loss" (a scalar)
             or "output" (anything else).
         op: the operation that produced the tensor ("" for a leaf).
-        name: the tensor's ``name`` as text (see ``shown_text``), or None.
+        name: the tensor's ``name`` as text (see ``shown_name``), or None.
         shape: the tensor's shape.
         data: a short summary of the values (see ``summarize``).
         grad: a short summary of the gradient, "—" before backward, "not needed" for
@@ -107,6 +107,30 @@ def shown_text(value: object) -> str:
     return "".join(ch if ch.isprintable() else ascii(ch)[1:-1] for ch in text)
 
 
+# Graphviz refuses an HTML-like label longer than 16,384 characters, and a box wider than a
+# screen is unreadable anyway: a longer name or op is shown cut, its length said.
+MAX_NAME_CHARS = 200
+
+
+def shown_name(value: object) -> str:
+    """A tensor's name or op as a box shows it: ``shown_text``, cut to ``MAX_NAME_CHARS``."""
+    text = shown_text(value)
+    if len(text) <= MAX_NAME_CHARS:
+        return text
+    return f"{text[:MAX_NAME_CHARS - 40]}… ({len(text):,} characters)"
+
+
+def check_max_nodes(max_nodes: object, where: str) -> int | None:
+    """``max_nodes`` as a whole number >= 1, or None (no limit); else a clear error naming ``where``."""
+    if max_nodes is None:
+        return None
+    if isinstance(max_nodes, bool) or not isinstance(max_nodes, (int, np.integer)) or max_nodes < 1:
+        raise ValueError(
+            f"{where}: max_nodes must be at least 1 (a whole number, or None for no limit), got {max_nodes!r}"
+        )
+    return int(max_nodes)
+
+
 def format_number(x: float) -> str:
     """Four significant digits: 0.1235, -12.5, 1.235e-07."""
     return f"{float(x):.4g}"
@@ -121,7 +145,14 @@ def summarize(values: np.ndarray | None) -> str:
         return "empty"
     if a.size == 1:
         return format_number(a.reshape(()).item())
-    return f"min {format_number(a.min())} · mean {format_number(a.mean())} · max {format_number(a.max())}"
+    # The mean is summed in float64: a float32 sum overflows to inf long before its values do.
+    # inf and nan are shown as they are, without numpy's warnings about them.
+    with np.errstate(all="ignore"):
+        mean = a.mean(dtype=np.float64)
+        if np.isinf(mean) and np.isfinite(a).all():  # even float64 overflowed: scale first
+            scale = np.abs(a).max()
+            mean = scale * (a / scale).mean(dtype=np.float64)
+    return f"min {format_number(a.min())} · mean {format_number(mean)} · max {format_number(a.max())}"
 
 
 def grad_summary(t: Tensor) -> str:
@@ -135,12 +166,13 @@ def kind_of(t: Tensor, is_root: bool) -> str:
     """Which kind of node a tensor is in a picture.
 
     The root is the "loss" when it is a scalar (shape (), what loss functions return and
-    ``backward()`` starts from) and an "output" otherwise (a model's prediction, say).
+    ``backward()`` starts from) and an "output" otherwise (a model's prediction, say), if
+    an operation made it; a leaf drawn on its own keeps its kind (``draw_graph(W)``).
     Leaves that require grad are the "parameter"s being trained. Other leaves are data:
     an unnamed single number (like the 2 in ``x * 2``) is a "constant", anything else
     (a batch X, targets y) an "input".
     """
-    if is_root:
+    if is_root and (t.parents or t.op):  # a leaf drawn alone is still a parameter or data
         return "loss" if t.ndim == 0 else "output"
     if t.parents:
         return "op"
@@ -179,8 +211,7 @@ def walk(root: Tensor, max_nodes: int | None = None) -> Graph:
     Returns:
         A ``Graph`` whose node ids are counted in walk order.
     """
-    if max_nodes is not None and max_nodes < 1:
-        raise ValueError(f"walk: max_nodes must be at least 1 (or None for no limit), got {max_nodes}")
+    max_nodes = check_max_nodes(max_nodes, "walk")
     order = root.topological_order(every_input=True)  # inputs first, root last
     hidden = 0
     if max_nodes is not None and len(order) > max_nodes:
@@ -193,8 +224,8 @@ def walk(root: Tensor, max_nodes: int | None = None) -> Graph:
         Node(
             id=ids[t],
             kind=kind_of(t, t is root),
-            op=shown_text(t.op),
-            name=None if t.name is None else shown_text(t.name),
+            op=shown_name(t.op),
+            name=None if t.name is None else shown_name(t.name),
             shape=tuple(t.shape),
             data=summarize(t.data),
             grad=grad_summary(t),

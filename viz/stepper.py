@@ -24,11 +24,12 @@ from typing import Any
 import numpy as np
 
 from tinygrad_mb import Tensor
+from tinygrad_mb.checks import seed_gradient
 from tinygrad_mb.grad_mode import grads_put_back
 
-from .dot import add_graph, new_digraph, node_header
+from .dot import add_graph, natural_rankdir, new_digraph, node_header
 from .draw import check_tensor
-from .graph import NO_GRAD_YET, NOT_NEEDED, Graph, Node, summarize, walk
+from .graph import NO_GRAD_YET, NOT_NEEDED, Graph, Node, check_max_nodes, summarize, walk
 from .render import Picture, RenderError, check_location
 
 DEFAULT_MAX_NODES = 60  # one frame per tensor: past this the page is a slide show nobody reads
@@ -77,18 +78,21 @@ class BackwardSteps:
     def __iter__(self) -> Iterator[Step]:
         return iter(self.steps)
 
-    def html(self) -> str:
+    def html(self, svgs: list[str] | None = None) -> str:
         """One self-contained HTML page (inline SVGs, no network) with a slider over the frames.
 
         Opening ``page.html#step=3`` shows step 3. Raises ``RenderError`` if nothing can render.
+        ``svgs``: the frames already rendered, one per step (``save`` renders each only once).
         """
+        if svgs is None:
+            svgs = [step.picture.svg() for step in self.steps]
         frames = []
-        for i, step in enumerate(self.steps):
+        for i, (step, svg) in enumerate(zip(self.steps, svgs)):
             hidden = "" if i == 0 else " hidden"  # without JavaScript the first frame still shows
             frames.append(
                 f'<div class="frame" data-node="{step.node}"{hidden}>\n'
                 f'<p class="caption">{html.escape(step.caption)}</p>\n'
-                f'<div class="picture">{_inline_svg(step.picture.svg(), f"f{step.number}_")}</div>\n</div>'
+                f'<div class="picture">{_inline_svg(svg, f"f{step.number}_")}</div>\n</div>'
             )
         return _PAGE.format(
             title=html.escape(self.title), last=len(self.steps) - 1, count=len(self.steps),
@@ -98,15 +102,27 @@ class BackwardSteps:
     def save(self, out_dir: str | Path, prefix: str = "step") -> list[Path]:
         """Write ``step_01.svg``, ``step_02.svg``, ... and ``backward_steps.html`` into ``out_dir``.
 
-        Returns the paths written, the HTML page last.
+        Returns the paths written, the HTML page last. ``prefix`` is a plain file name (no
+        folders): every file goes into ``out_dir``. Every frame is rendered before anything is
+        written, so a frame that cannot be drawn leaves no folder and no half set of files.
         """
+        if not isinstance(prefix, str) or prefix in ("", ".", "..") or Path(prefix).name != prefix:
+            raise ValueError(f"BackwardSteps.save: prefix must be a plain file name such as 'step' "
+                             f"(the files go into out_dir), got {prefix!r}")
         out = Path(out_dir)
-        check_location(out, "BackwardSteps.save", folder=True)  # a clear error, and nothing written
-        out.mkdir(parents=True, exist_ok=True)
-        width = len(str(len(self.steps)))
-        paths = [s.picture.save(out / f"{prefix}_{s.number:0{max(width, 2)}d}.svg") for s in self.steps]
         page = out / "backward_steps.html"
-        page.write_text(self.html(), encoding="utf-8")
+        check_location(out, "BackwardSteps.save", folder=True)  # a clear error, and nothing written
+        check_location(page, "BackwardSteps.save")
+        svgs = [s.picture.svg() for s in self.steps]
+        text = self.html(svgs)
+        out.mkdir(parents=True, exist_ok=True)
+        width = max(len(str(len(self.steps))), 2)
+        paths = []
+        for step, svg in zip(self.steps, svgs):
+            path = out / f"{prefix}_{step.number:0{width}d}.svg"
+            path.write_bytes(svg.encode("utf-8"))
+            paths.append(path)
+        page.write_text(text, encoding="utf-8")
         return [*paths, page]
 
     def _repr_mimebundle_(self, include: Any = None, exclude: Any = None) -> dict[str, str]:
@@ -132,7 +148,10 @@ def _describe(node: Node) -> str:
     return f"{node_header(node)} ({node.id})"
 
 
-def _caption(number: int, total: int, node: Node, graph: Graph, names: dict[str, str], seeded: bool) -> str:
+def _caption(number: int, total: int, node: Node, graph: Graph, names: dict[str, str], seeded: bool,
+             reached: bool = True) -> str:
+    """What step ``number`` does. ``names`` holds the nodes that receive a gradient; ``reached``
+    says whether any gradient reached this node (an operation may send None instead)."""
     inputs = [tail for tail, head in graph.edges if head == node.id and names.get(tail)]
     # Every use is one edge and sends one share of the gradient: x * x has one operation
     # (consumer) but two uses, so mul sends x two shares, which backward adds up.
@@ -143,6 +162,9 @@ def _caption(number: int, total: int, node: Node, graph: Graph, names: dict[str,
         what = "loss" if node.kind == "loss" else "output"  # only a 0-d root is a loss
         text += ("Backward starts here with the output gradient it was given. " if seeded else
                  f"Backward starts here: the gradient of the {what} with respect to itself is 1. ")
+    elif not reached:
+        return text + ("Nothing reached it: every operation that uses it sent no gradient (None), so "
+                       "backward skips it, sends nothing on, and its .grad stays None.")
     elif uses == 1:
         text += "Its gradient is complete: the one operation that uses it has sent it. "
     elif consumers == 1:
@@ -159,6 +181,9 @@ def _caption(number: int, total: int, node: Node, graph: Graph, names: dict[str,
         text += f"Now the {node.op} backward function sends gradients to its inputs: {receivers}."
     elif node.kind == "parameter":
         text += "This is a parameter: its gradient is final, the one an optimizer step uses."
+    elif any(n.tensor is not None and n.tensor.requires_grad
+             for n in (graph.node(tail) for tail, head in graph.edges if head == node.id)):
+        text += f"Now the {node.op} backward function sends its inputs no gradient (None)."
     return text
 
 
@@ -166,8 +191,8 @@ def draw_backward_steps(
     root: Tensor,
     grad: Any = None,
     *,
-    max_nodes: int = DEFAULT_MAX_NODES,
-    rankdir: str = "LR",
+    max_nodes: int | None = DEFAULT_MAX_NODES,
+    rankdir: str | None = "LR",
     renderer: str | None = None,
 ) -> BackwardSteps:
     """The backward pass from ``root`` as frames: one per tensor, in the order backward processes them.
@@ -177,20 +202,27 @@ def draw_backward_steps(
         grad: the output gradient, needed only when ``root`` has more than one element.
         max_nodes: refuse graphs with more tensors than this (a frame per tensor would be
             unreadable); draw a smaller example, e.g. one sample through a small model.
-        rankdir, renderer: as for ``draw_graph``.
+            None draws every graph, however large.
+        rankdir, renderer: as for ``draw_graph`` (``rankdir=None``: "LR").
 
     Returns:
         ``BackwardSteps``; ``.save(dir)`` writes numbered SVGs and a slider page.
         The tensors' ``.grad`` are left as they were.
     """
     check_tensor(root, "draw_backward_steps")
+    max_nodes = check_max_nodes(max_nodes, "draw_backward_steps")
+    rankdir = natural_rankdir("detailed", rankdir, "draw_backward_steps")
     if not root.requires_grad:
         raise ValueError(
             "draw_backward_steps: the root does not require grad, so there is no backward pass to "
             "show. Compute it from parameters created with requires_grad=True (outside no_grad())."
         )
+    try:  # the engine's own check of grad, before anything is walked or run
+        seed_gradient(root, grad)
+    except (TypeError, ValueError, RuntimeError) as exc:
+        raise type(exc)(f"draw_backward_steps: {exc}") from None
     graph = walk(root)
-    if len(graph.nodes) > max_nodes:
+    if max_nodes is not None and len(graph.nodes) > max_nodes:
         raise ValueError(
             f"draw_backward_steps: the graph has {len(graph.nodes)} tensors, more than max_nodes="
             f"{max_nodes}; one frame per tensor would be unreadable. Use a smaller example (one "
@@ -201,8 +233,9 @@ def draw_backward_steps(
     ids = {n.tensor: n.id for n in graph.nodes}
     # The engine's own order: backward visits exactly the tensors that require grad, root first.
     order = [ids[t] for t in reversed(root.topological_order())]
-    # Display names of the nodes that receive gradients (inputs that do not are not listed).
-    names = {n.id: _describe(n) for n in graph.nodes if n.tensor is not None and n.tensor.requires_grad}
+    # Display names of the nodes that receive gradients (inputs that do not are not listed):
+    # those that require grad and were reached (an operation may send None instead of a gradient).
+    names = {n.id: _describe(n) for n in graph.nodes if n.tensor is not None and n.tensor in grads}
 
     steps = []
     for k, current in enumerate(order):
@@ -210,10 +243,13 @@ def draw_backward_steps(
         nodes = [replace(n, grad=_frame_grad(n, n.id in done, grads)) for n in graph.nodes]
         frame = replace(graph, nodes=nodes)
         node_attrs = {i: DONE for i in done} | {current: CURRENT}
-        edge_attrs = {(tail, head): FLOWING for tail, head in graph.edges if head == current and tail in names}
+        reached = current in names
+        edge_attrs = {(tail, head): FLOWING for tail, head in graph.edges
+                      if head == current and tail in names and reached}
         dot = new_digraph(rankdir=rankdir)
         add_graph(dot, frame, extra_node_attrs=node_attrs, extra_edge_attrs=edge_attrs)
-        caption = _caption(k + 1, len(order), frame.node(current), frame, names, seeded=grad is not None)
+        caption = _caption(k + 1, len(order), frame.node(current), frame, names if reached else {},
+                           seeded=grad is not None, reached=reached)
         steps.append(Step(k + 1, current, caption, Picture(dot.source, renderer=renderer)))
     return BackwardSteps(steps)
 
@@ -267,6 +303,7 @@ arrows point back at the inputs receiving gradients in this step.</p>
   document.getElementById("prev").addEventListener("click", function () {{ show(Number(slider.value) - 1); }});
   document.getElementById("next").addEventListener("click", function () {{ show(Number(slider.value) + 1); }});
   document.addEventListener("keydown", function (e) {{
+    if (e.target === slider) return;  // a focused slider steps by itself (and fires "input")
     if (e.key === "ArrowLeft") show(Number(slider.value) - 1);
     if (e.key === "ArrowRight") show(Number(slider.value) + 1);
   }});

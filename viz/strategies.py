@@ -47,7 +47,7 @@ from .dot import (
     new_digraph,
     shared_by,
 )
-from .graph import format_number, shown_text, summarize, walk
+from .graph import format_number, shown_name, summarize, walk
 from .render import Picture
 
 AVERAGING = {"fillcolor": "#ffe6cc", "color": "#d79b00"}  # where the sum / 1/B / mean happens
@@ -57,13 +57,18 @@ QUESTION = {"fillcolor": "#fff2cc", "color": "#b85450", "penwidth": "2"}  # the 
 
 
 # ------------------------------------------------------------------------------ helpers
-def shown_samples(batch_size: int, max_samples: int) -> list[int]:
-    """Which samples get drawn: all of them, or the first few and the last one."""
-    if max_samples < 2:
-        raise ValueError(f"max_samples must be at least 2 (the first and the last sample), got {max_samples}")
+def shown_samples(batch_size: int, max_samples: Any, where: str = "shown_samples",
+                  what: str = "max_samples") -> list[int]:
+    """Which samples get drawn: all of them, or the first few and the last one.
+
+    ``where`` and ``what`` name the caller and its argument in the error for a bad ``max_samples``.
+    """
+    if isinstance(max_samples, bool) or not isinstance(max_samples, (int, np.integer)) or max_samples < 2:
+        raise ValueError(f"{where}: {what} must be at least 2 (a whole number: the first and the last "
+                         f"sample), got {max_samples!r}")
     if batch_size <= max_samples:
         return list(range(batch_size))
-    return [*range(max_samples - 1), batch_size - 1]
+    return [*range(int(max_samples) - 1), batch_size - 1]
 
 
 def take_grads(params: list[Tensor]) -> list[np.ndarray]:
@@ -74,24 +79,51 @@ def take_grads(params: list[Tensor]) -> list[np.ndarray]:
     return grads
 
 
-def sample_loss(model: nn.Module, loss_fn: LossFn, X: np.ndarray, y: np.ndarray, i: int) -> tuple[Tensor, Tensor]:
-    """Sample i alone, as a batch of one: its prediction ŷ_i and its loss ℓ_i."""
+def sample_loss(model: nn.Module, loss_fn: LossFn, X: np.ndarray, y: np.ndarray, i: int,
+                where: str = "sample_loss") -> tuple[Tensor, Tensor]:
+    """Sample i alone, as a batch of one: its prediction ŷ_i and its loss ℓ_i (checked to be
+    a Tensor of one number, as the strategies check it; an error names ``where``)."""
     pred = model(Tensor(X[i:i + 1], name=f"x[{i}]"))
-    return pred, loss_fn(pred, Tensor(y[i:i + 1], name=f"y[{i}]"))
+    return pred, minibatch.scalar_loss(loss_fn(pred, Tensor(y[i:i + 1], name=f"y[{i}]")), where)
 
 
 def parameter_names(model: nn.Module) -> dict[Tensor, str]:
     """Each parameter with the name a picture shows: its own name ("W1"), else its place in
     the model ("layers.0.weight"); in ``model.parameters()``'s order."""
-    return {p: dotted if p.name is None else shown_text(p.name) for dotted, p in model.named_parameters()}
+    return {p: dotted if p.name is None else shown_name(p.name) for dotted, p in model.named_parameters()}
 
 
 def max_difference(a: list[np.ndarray], b: list[np.ndarray]) -> float:
     return max(float(np.max(np.abs(u - v))) if u.size else 0.0 for u, v in zip(a, b))
 
 
+def rounding_tolerance(arrays: list[np.ndarray]) -> float:
+    """The relative difference floating-point rounding explains, for the least precise of
+    ``arrays``: 1e-9 in float64, about 1e-4 in float32 (a thousand roundings)."""
+    eps = max((float(np.finfo(a.dtype).eps) for a in arrays if np.issubdtype(a.dtype, np.floating)),
+              default=float(np.finfo(np.float64).eps))
+    return max(1e-9, 1000 * eps)
+
+
+def within_rounding(difference: float, size: float, tolerance: float) -> bool:
+    """``difference``, a max |difference| between values of at most ``size`` in magnitude, is rounding."""
+    return difference <= tolerance * size
+
+
+# What a comparison box says when nan or inf leave nothing to compare (nan - nan is nan).
+NOT_FINITE = "nothing to compare: the\ngradients hold nan or inf"
+
+
+def finite(*gradients: list[np.ndarray]) -> bool:
+    return all(np.isfinite(g).all() for grads in gradients for g in grads)
+
+
 def agree(a: list[np.ndarray], b: list[np.ndarray]) -> bool:
-    return all(np.allclose(u, v, rtol=1e-9, atol=1e-12) for u, v in zip(a, b))
+    """Each pair of gradients equal up to rounding, relative to the pair's largest entry."""
+    tolerance = rounding_tolerance([*a, *b])
+    return all(within_rounding(float(np.max(np.abs(u - v), initial=0.0)),
+                               max(float(np.max(np.abs(u), initial=0.0)), float(np.max(np.abs(v), initial=0.0))),
+                               tolerance) for u, v in zip(a, b))
 
 
 def note_box(dot: graphviz.Digraph, node_id: str, text: str, look: dict[str, str], shape: str = "box") -> None:
@@ -128,11 +160,12 @@ def draw_strategies(
     """
     check_view(view, "draw_strategies")
     X, y, params = minibatch.check_batch(model, X, y, "draw_strategies")
+    minibatch.check_loss_fn(loss_fn, "draw_strategies")  # a summed loss: refused, as the strategies do
     B = len(X)
-    shown = shown_samples(B, max_samples)
+    shown = shown_samples(B, max_samples, "draw_strategies")
     title = ("Where does the averaging happen?\n"
              "Per-sample graphs summed after backward, or a mean inside one graph")
-    dot = new_digraph(rankdir=natural_rankdir(view, rankdir), title=title, view=view)
+    dot = new_digraph(rankdir=natural_rankdir(view, rankdir, "draw_strategies"), title=title, view=view)
     # Compact: every graph below uses the same parameters θ, so they are drawn once.
     drawn = parameter_names(model) if view == "compact" else {}
     theta = add_parameters(dot, drawn, "θ: the same parameters for every graph") if drawn else ""
@@ -142,7 +175,7 @@ def draw_strategies(
         # Per-sample: B forward passes and B backward passes; .grad sums the gradients.
         total = [np.zeros_like(p.data) for p in params]
         for i in range(B):
-            _, loss_i = sample_loss(model, loss_fn, X, y, i)
+            _, loss_i = sample_loss(model, loss_fn, X, y, i, "draw_strategies")
             loss_i.backward()
             if i in shown:  # walked after backward, so the boxes show this sample's gradients
                 sample_graph = walk(loss_i)
@@ -160,7 +193,8 @@ def draw_strategies(
         per_sample = [t / B for t in total]
 
         # Batched: one forward pass of the whole batch, the mean inside the graph, one backward.
-        batch_loss = loss_fn(model(Tensor(X, name="X")), Tensor(y, name="y"))
+        batch_loss = minibatch.scalar_loss(loss_fn(model(Tensor(X, name="X")), Tensor(y, name="y")),
+                                           "draw_strategies")
         batch_loss.backward()
         batch_graph = walk(batch_loss)
         label = f"the whole batch (B = {B}):\none graph, one backward pass"
@@ -189,8 +223,8 @@ def draw_strategies(
     note_box(dot, "one_over_B", f"× 1/B = 1/{B}  (the 1/B)\nafter all backward passes", AVERAGING)
     note_box(dot, "per_sample_result", "per-sample average\n(1/B) Σ_i ∇θ ℓ_i", RESULT_OK)
     note_box(dot, "batched_result", "batched mean\n∇θ L_B from one backward pass", RESULT_OK)
-    note_box(dot, "same", ("the same gradient" if same else "the gradients DIFFER")
-             + f"\nmax |difference| = {format_number(diff)}", RESULT_OK if same else RESULT_WRONG)
+    verdict = "the same gradient" if same else "the gradients DIFFER" if finite(per_sample, batched) else NOT_FINITE
+    note_box(dot, "same", f"{verdict}\nmax |difference| = {format_number(diff)}", RESULT_OK if same else RESULT_WRONG)
     for loss_id in sample_losses:
         dot.edge(loss_id, "sum_grads", label="backward")
     dot.edge("sum_grads", "one_over_B")
@@ -246,16 +280,16 @@ def draw_error_first(
     X, y, params = minibatch.check_batch(model, X, y, "draw_error_first")
     minibatch.check_variant(variant, loss_fn, "draw_error_first")
     B = len(X)
-    shown = shown_samples(B, max_samples)
+    shown = shown_samples(B, max_samples, "draw_error_first")
     title = f"Averaging the error first ({variant}):\none backward pass, but through which activations?"
-    dot = new_digraph(rankdir=natural_rankdir(view, rankdir), title=title, view=view)
+    dot = new_digraph(rankdir=natural_rankdir(view, rankdir, "draw_error_first"), title=title, view=view)
     drawn = parameter_names(model) if view == "compact" else {}  # drawn once, as in draw_strategies
     theta = add_parameters(dot, drawn, "θ: the same parameters for every graph") if drawn else ""
     outputs: list[tuple[int, str]] = []
     first_boxes: list[str] = []  # one per graph, to keep the graphs in order
     with grads_put_back(params):  # cleared for the drawing's own backward passes, then put back
         for i in shown:
-            pred_i, loss_i = sample_loss(model, loss_fn, X, y, i)
+            pred_i, loss_i = sample_loss(model, loss_fn, X, y, i, "draw_error_first")
             loss_i.backward()  # walked after backward, so ŷ_i's box shows g_i, this sample's error
             out_graph = walk(pred_i)
             label = f"sample {i}: its forward pass,\nits own activations;\nits error g_{i} = ∂ℓ_{i}/∂ŷ_{i}"
@@ -300,7 +334,7 @@ def draw_error_first(
     diff = max_difference(wrong_grads, true_grads)
     exact = agree(wrong_grads, true_grads)
     verdict = ("equal here (one sample, or all inputs the same)" if exact
-               else "WRONG: not the mini-batch gradient")
+               else "WRONG: not the mini-batch gradient" if finite(wrong_grads, true_grads) else NOT_FINITE)
     if len(shown) < B:
         note_box(dot, "more", f"⋯ {B - len(shown)} more samples,\neach with its\nown activations",
                  {"fillcolor": "#ffffff", "color": "#888888"}, shape="note")

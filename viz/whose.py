@@ -36,12 +36,21 @@ from tinygrad_mb.minibatch import LossFn
 from .dot import FORMULA_COLOR, SHAPE_COLOR, SMALL_FONT, STYLES, html_escape, new_digraph, node_attrs
 from .graph import Graph, Node, format_number, walk
 from .render import Picture
-from .strategies import AVERAGING, RESULT_OK, RESULT_WRONG, note_box, parameter_names, sample_loss, shown_samples
+from .strategies import (
+    AVERAGING,
+    RESULT_OK,
+    RESULT_WRONG,
+    note_box,
+    parameter_names,
+    rounding_tolerance,
+    sample_loss,
+    shown_samples,
+    within_rounding,
+)
 
 # One colour per sample's lane, dark enough for text (colour-blind-safe where it can be).
 LANE_COLORS = ("#1f77b4", "#d62728", "#2ca02c", "#9467bd", "#ff7f0e", "#8c564b", "#e377c2", "#17becf")
 CELL_WIDTH = 36  # points; one width for every cell, so the lanes run straight down
-TOLERANCE = 1e-10  # "equal": what is left is floating-point rounding
 
 
 @dataclass(frozen=True)
@@ -52,6 +61,18 @@ class RowChecks:
     gradients: float  # row i of every gradient vs (1/B) × sample i's own backward pass
     outer_products: float  # each linear layer's dW vs Σ_i outer(h_i, G_i), db vs Σ_i G_i
     parameters: float  # every parameter's gradient vs (1/B) Σ_i (sample i's own)
+    # Whether every difference is floating-point rounding: small relative to the size of the
+    # values compared, in their precision (``strategies.rounding_tolerance``).
+    rounding_only: bool = True
+
+
+def magnitude(a: np.ndarray) -> float:
+    return float(np.max(np.abs(a), initial=0.0))
+
+
+def worst(*differences: float) -> float:
+    """The largest; nan if any is nan (Python's ``max`` may drop a nan, and a check with it)."""
+    return float(np.max(differences))
 
 
 def row_tensors(batch: Graph, single: Graph, B: int) -> list[int]:
@@ -78,7 +99,7 @@ def check_same_graph(batch: Graph, single: Graph, i: int) -> None:
 def linear_outer_products(batch: Graph) -> float:
     """max |dW − Σ_i outer(h_i, G_i)| and |db − Σ_i G_i| over the graph's linear nodes, G_i
     being row i of the gradient that reached the node (g_i/B for a mean loss)."""
-    worst = 0.0
+    largest = 0.0
     for node in batch.nodes:
         t = node.tensor
         if node.op != "linear" or t is None or t.grad is None:
@@ -88,10 +109,10 @@ def linear_outer_products(batch: Graph) -> float:
         # One outer product per row, summed: written as a sum over the rows on purpose.
         outer_sum = sum(np.outer(h.data[i], G[i]) for i in range(len(G)))
         if W.grad is not None:
-            worst = max(worst, float(np.max(np.abs(W.grad - outer_sum))))
+            largest = worst(largest, float(np.max(np.abs(W.grad - outer_sum))))
         if bias and bias[0].grad is not None:
-            worst = max(worst, float(np.max(np.abs(bias[0].grad - G.sum(axis=0)))))
-    return worst
+            largest = worst(largest, float(np.max(np.abs(bias[0].grad - G.sum(axis=0)))))
+    return largest
 
 
 # ------------------------------------------------------------------------------ drawing
@@ -190,7 +211,7 @@ def draw_whose_activations(
     X, y, params = minibatch.check_batch(model, X, y, "draw_whose_activations")
     minibatch.check_loss_fn(loss_fn, "draw_whose_activations")  # the mean is what the picture explains
     B = len(X)
-    rows = shown_samples(B, max_rows)
+    rows = shown_samples(B, max_rows, "draw_whose_activations", "max_rows")
     with grads_put_back(params):  # the drawing's own backward passes leave .grad as it was
         pred = model(Tensor(X, name="X"))
         loss = minibatch.scalar_loss(loss_fn(pred, Tensor(y, name="y")), "draw_whose_activations")
@@ -200,12 +221,13 @@ def draw_whose_activations(
         outer_products = linear_outer_products(batch)
         output_gradient = np.zeros_like(pred.data) if pred.grad is None else pred.grad.copy()
         activations = gradients = 0.0
+        activation_size = gradient_size = 0.0  # the largest values compared, for the tolerance
         per_sample_sum = [np.zeros_like(p.data) for p in params]
         strips: list[int] = []
         for i in range(B):
             for p in params:
                 p.grad = None
-            _, loss_i = sample_loss(model, loss_fn, X, y, i)
+            _, loss_i = sample_loss(model, loss_fn, X, y, i, "draw_whose_activations")
             loss_i.backward()
             single = walk(loss_i)
             check_same_graph(batch, single, i)
@@ -213,12 +235,19 @@ def draw_whose_activations(
             for k in strips:
                 b, s = batch.nodes[k].tensor, single.nodes[k].tensor
                 assert b is not None and s is not None
-                activations = max(activations, float(np.max(np.abs(b.data[i] - s.data[0]))))
+                activations = worst(activations, float(np.max(np.abs(b.data[i] - s.data[0]))))
+                activation_size = max(activation_size, magnitude(b.data[i]), magnitude(s.data[0]))
                 if b.grad is not None and s.grad is not None:  # data (X, y) has no gradient
-                    gradients = max(gradients, float(np.max(np.abs(b.grad[i] - s.grad[0] / B))))
+                    gradients = worst(gradients, float(np.max(np.abs(b.grad[i] - s.grad[0] / B))))
+                    gradient_size = max(gradient_size, magnitude(b.grad[i]), magnitude(s.grad[0] / B))
             per_sample_sum = [acc + (0 if p.grad is None else p.grad) for acc, p in zip(per_sample_sum, params)]
-        parameters = max(float(np.max(np.abs(g - acc / B))) for g, acc in zip(batch_grads, per_sample_sum))
-    checks = RowChecks(activations, gradients, outer_products, parameters)
+        parameters = worst(*(float(np.max(np.abs(g - acc / B))) for g, acc in zip(batch_grads, per_sample_sum)))
+        parameter_size = max(magnitude(g) for g in batch_grads)
+    tolerance = rounding_tolerance([pred.data, *(p.data for p in params)])
+    rounding_only = all(within_rounding(difference, size, tolerance) for difference, size in (
+        (activations, activation_size), (gradients, gradient_size),
+        (outer_products, parameter_size), (parameters, parameter_size)))
+    checks = RowChecks(activations, gradients, outer_products, parameters, rounding_only)
 
     dot = draw_lanes(batch, strips, rows, B, pred, output_gradient, parameter_names(model))
     add_checks(dot, checks, B, batch.root)
@@ -297,7 +326,7 @@ def mean_label(node: Node, B: int, numbers_shown: bool) -> str:
 
 def add_checks(dot: graphviz.Digraph, checks: RowChecks, B: int, root_id: str) -> None:
     """The box that states what was checked on this batch, and how closely it held."""
-    ok = max(checks.activations, checks.gradients, checks.outer_products, checks.parameters) < TOLERANCE
+    ok = checks.rounding_only
     lines = [
         f"checked on this batch, by running each of the {B} samples alone:",
         f"row i of every tensor = sample i's own forward pass: {format_number(checks.activations)}",
@@ -305,7 +334,9 @@ def add_checks(dot: graphviz.Digraph, checks: RowChecks, B: int, root_id: str) -
         f"dW = (1/B) Σᵢ outer(hᵢ, gᵢ), db = (1/B) Σᵢ gᵢ in every linear: "
         f"{format_number(checks.outer_products)}",
         f"each parameter's gradient = (1/B) Σᵢ sample i's: {format_number(checks.parameters)}",
-        "(max |difference|; " + ("only rounding is left)" if ok else "NOT equal: the rows interact)"),
+        "(max |difference|; " + ("only rounding is left)" if ok else "NOT equal: the rows interact)" if all(
+            np.isfinite([checks.activations, checks.gradients, checks.outer_products, checks.parameters]))
+            else "nan or inf in the values: nothing to compare)"),
     ]
     note_box(dot, "checks", "\n".join(lines), RESULT_OK if ok else RESULT_WRONG)
     dot.edge(root_id, "checks", style="invis")
