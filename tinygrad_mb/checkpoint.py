@@ -24,7 +24,12 @@ Writing never leaves half a file where the checkpoint was: the bytes go to a tem
 ``.<name>.partial-<8 hex digits>`` beside it, are flushed and fsynced, and the file is renamed over
 the checkpoint (an atomic step), then the directory is fsynced so that the rename survives a power
 cut. A crash leaves at most that temporary file, which the next save removes. One process should
-write a given checkpoint at a time.
+write a given checkpoint at a time. A write replaces only an earlier checkpoint (or an empty file):
+any other file at the path is refused, never overwritten; through a symbolic link it replaces the
+file the link points to.
+
+Reading refuses what is not a regular file (a pipe would block) and members that are compressed
+(a checkpoint never is; unpacking one could take far more memory than the file holds).
 """
 
 from __future__ import annotations
@@ -37,6 +42,8 @@ import math
 import os
 import re
 import secrets
+import stat
+import zipfile
 from collections.abc import Iterator
 from dataclasses import dataclass
 from typing import Any
@@ -79,8 +86,14 @@ def write_checkpoint(path: PathLike, state: Checkpoint, where: str = "write_chec
     """Write ``state`` to ``path`` atomically; refuse (keeping the old file) if it holds NaN or inf."""
     path = _expand(path)
     _refuse_non_finite(state, path, where)
+    if not _one_per_epoch(state.history, state.epochs_done):
+        raise _error(where, path, f"was not written: its history does not hold exactly one value per epoch done "
+                                  f"({state.epochs_done}) for each metric, so it could not be loaded; lengths: "
+                                  f"{ {key: len(values) for key, values in state.history.items()} }")
+    _check_target(path, where)
     arrays = _pack(state)
-    directory, name = os.path.split(os.path.abspath(path))
+    # through a symbolic link: replace the file it points to, not the link
+    directory, name = os.path.split(os.path.realpath(path))
     try:
         _remove_leftovers(directory, name)  # first: a crash's leftover may be what fills the disk
         _write_then_rename(arrays, directory, name)
@@ -97,11 +110,14 @@ def _refuse_non_finite(state: Checkpoint, path: str, where: str) -> None:
     bad = [f"parameter {name!r}" for name, a in state.model.items() if not np.all(np.isfinite(a))]
     bad += [f"optimizer state {name!r} of parameter {i}" for name, entries in state.optimizer["state"].items()
             for i, a in enumerate(entries) if a is not None and not np.all(np.isfinite(a))]
-    bad += [f"the last {key!r} of the history ({values[-1]})" for key, values in state.history.items()
-            if values and not math.isfinite(values[-1])]
+    # only the training loss tells of divergence: an infinite noise scale is a measurement
+    # ("the noise dominates"), and a validation loss is checked by fit before training
+    loss = state.history.get("loss", [])
+    bad += [f"the last 'loss' of the history ({loss[-1]})"] if loss and not math.isfinite(loss[-1]) else []
     if bad:
         raise _error(where, path, f"was not written: the state holds NaN or inf in {', '.join(bad)}. The previous "
-                                  f"checkpoint is kept; resume from it with a smaller learning rate.")
+                                  f"checkpoint is kept; resume from it with a smaller learning rate (after "
+                                  f"trainer.load, set trainer.optimizer.lr: load restores the saved one).")
 
 
 def _pack(state: Checkpoint) -> dict[str, np.ndarray]:
@@ -176,12 +192,48 @@ def _sync_directory(directory: str) -> None:
         os.close(fd)
 
 
+def _check_target(path: str, where: str) -> None:
+    """Refuse to write over a directory, a device or pipe, or a file that is not a checkpoint.
+
+    Writing renames a new file over ``path``: whatever was there is gone, so only an earlier
+    checkpoint (or an empty file) may be replaced, never a user's data or notes.
+    """
+    if path.endswith(os.sep) or (os.altsep and path.endswith(os.altsep)):
+        raise _error(where, path, "names a directory; give the checkpoint a file name, e.g. a 'run.ckpt' inside it.")
+    try:
+        info = os.stat(path)
+    except OSError:
+        return  # nothing there yet (or not reachable: the write itself reports that)
+    if stat.S_ISDIR(info.st_mode):
+        raise _error(where, path, "is a directory; give the checkpoint a file name, e.g. a 'run.ckpt' inside it.")
+    if not stat.S_ISREG(info.st_mode):
+        raise _error(where, path, "is not a regular file (a device, a pipe or a socket); give the checkpoint a file "
+                                  "name of its own.")
+    if info.st_size and not _is_checkpoint_file(path):
+        raise _error(where, path, "exists and is not a tinygrad_mb checkpoint, so it was not overwritten; choose "
+                                  "another path for the checkpoint, or delete the file first if you no longer need it.")
+
+
+def _is_checkpoint_file(path: str) -> bool:
+    """Whether ``path`` is a zip whose ``header`` member names the checkpoint format (the arrays are not read)."""
+    try:
+        with zipfile.ZipFile(path) as z:
+            info = z.getinfo(HEADER + ".npy")
+            if info.file_size > os.path.getsize(path) or info.compress_type != zipfile.ZIP_STORED:
+                return False
+            with z.open(info) as member:
+                raw = np.lib.format.read_array(member, allow_pickle=False)
+            header = json.loads(raw.tobytes().decode("utf-8"))
+        return isinstance(header, dict) and header.get("format") == FORMAT
+    except Exception:  # unreadable, not a zip, no header, not JSON: not a checkpoint
+        return False
+
+
 def check_destination(path: PathLike, where: str = "check_destination") -> None:
     """Create the directory of ``path`` if missing and try a write there; raise CheckpointError if it fails."""
     path = _expand(path)
-    if os.path.isdir(path):
-        raise _error(where, path, "is a directory; give the checkpoint a file name, e.g. a 'run.ckpt' inside it.")
-    directory, name = os.path.split(os.path.abspath(path))
+    _check_target(path, where)
+    directory, name = os.path.split(os.path.realpath(path))
     try:
         os.makedirs(directory, exist_ok=True)
         _remove_leftovers(directory, name)
@@ -209,6 +261,8 @@ def read_checkpoint(path: PathLike, where: str = "read_checkpoint") -> Checkpoin
 def _read_arrays(path: str, where: str) -> dict[str, np.ndarray]:
     """Every array of the file, loaded without pickle: a file that is not a plain npz is refused."""
     try:
+        if not stat.S_ISREG(os.stat(path).st_mode):  # reading a pipe or a device could block or never end
+            raise _error(where, path, "is not a regular file (a directory, a device or a pipe), so not a checkpoint")
         with open(path, "rb") as f:
             raw = f.read()
     except OSError as exc:
@@ -223,8 +277,17 @@ def _read_arrays(path: str, where: str) -> dict[str, np.ndarray]:
         raise _error(where, path, f"is not a checkpoint: a checkpoint is an .npz (zip) file, but this file "
                                   f"starts with {raw[:16]!r}")
     try:
+        with zipfile.ZipFile(io.BytesIO(raw)) as z:
+            packed = [info.filename for info in z.infolist()
+                      if info.compress_type != zipfile.ZIP_STORED or info.file_size > len(raw)]
+        if packed:  # unpacking could take far more memory than the file (a "zip bomb")
+            raise _error(where, path, f"is not a checkpoint: its members {packed} are compressed (or claim to be "
+                                      f"larger than the file), but a checkpoint stores its arrays uncompressed "
+                                      f"(np.savez), so they are not unpacked")
         with np.load(io.BytesIO(raw), allow_pickle=False) as npz:
             members: dict[str, Any] = {key: npz[key] for key in npz.files}
+    except CheckpointError:
+        raise
     except Exception as exc:  # a damaged zip can make zipfile or numpy raise almost anything
         raise _error(where, path, f"is damaged or not a checkpoint: {type(exc).__name__}: {exc}") from exc
     others = sorted(key for key, member in members.items() if not isinstance(member, np.ndarray))
@@ -278,6 +341,9 @@ def _unpack(header: dict[str, Any], arrays: dict[str, np.ndarray], path: str, wh
         (_is_optimizer_entry(optimizer), "'optimizer' is not {kind, hyperparameters, state}"),
         (_is_int(header["epochs_done"]) and header["epochs_done"] >= 0, "'epochs_done' is not a whole number >= 0"),
         (_is_history(history), "'history' is not a dict of lists of numbers"),
+        (_one_per_epoch(history, header["epochs_done"]),
+         f"'history' does not hold exactly one value per epoch done ({header['epochs_done']!r}) for each of its "
+         f"metrics, with 'loss' among them"),
     ]
     problems = [problem for ok, problem in checks if not ok]
     if not problems:
@@ -295,6 +361,13 @@ def _unpack(header: dict[str, Any], arrays: dict[str, np.ndarray], path: str, wh
         history={key: [float(v) for v in values] for key, values in history.items()},
         path=path,
     )
+
+
+def _one_per_epoch(history: Any, epochs_done: Any) -> bool:
+    """Each metric has one value per epoch done (always true of what fit records); other problems pass here."""
+    if not _is_history(history) or not _is_int(epochs_done):
+        return True  # reported by their own checks
+    return all(len(values) == epochs_done for values in history.values()) and (epochs_done == 0 or "loss" in history)
 
 
 def _is_int(x: Any) -> bool:

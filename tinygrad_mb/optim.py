@@ -347,8 +347,8 @@ def _check_entry(at: str, kind: str, entry: Any, p: Tensor) -> None:
         integral = isinstance(entry, (int, np.integer, np.ndarray)) and np.asarray(entry).dtype.kind in "iu"
         if not integral or np.ndim(entry) != 0:
             raise TypeError(f"{at} must be a whole number of steps, got {entry!r}")
-        if int(entry) < 0:
-            raise ValueError(f"{at} must be a non-negative number of steps, got {int(entry)}")
+        if not 0 <= int(entry) <= np.iinfo(np.int64).max:  # state_dict() saves a count as an int64
+            raise ValueError(f"{at} must be a non-negative number of steps below 2**63, got {int(entry)}")
         return
     if entry is None and kind == "array or None":
         return

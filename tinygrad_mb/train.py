@@ -142,6 +142,7 @@ class Trainer:
         ``functools.partial``); for a loss function of your own, when the targets are class
         ids of the predictions: one whole number in [0, C) per sample for (B, C) scores, C >= 2.
         """
+        X, y, _ = minibatch.check_batch(self.model, X, y, "Trainer.evaluate")  # a Tensor y: its array
         with no_grad():
             pred = self.model(Tensor(X))
             result = {"loss": minibatch.scalar_loss(self.loss_fn(pred, y), "Trainer.evaluate").item()}
