@@ -29,7 +29,7 @@ from typing import Any
 import numpy as np
 
 from . import nn
-from .checks import shape_str
+from .checks import describe, shape_str
 from .grad_mode import grads_put_back, no_grad
 from .tensor import Tensor
 
@@ -52,8 +52,9 @@ def check_batch(model: nn.Module, X: Any, y: Any, op: str) -> tuple[np.ndarray, 
 
     ``op`` names the caller in the error messages.
     """
-    X = np.asarray(X.data if isinstance(X, Tensor) else X)
-    y = np.asarray(y.data if isinstance(y, Tensor) else y)
+    if not callable(model) or not callable(getattr(model, "parameters", None)):
+        raise TypeError(f"{op}: model must be an nn.Module (such as nn.MLP([2, 8, 1])), got {describe(model)}")
+    X, y = _as_array(X, "X", op), _as_array(y, "y", op)
     if X.ndim == 0 or y.ndim == 0:
         raise ValueError(
             f"{op}: X and y must hold one sample per row, got shapes {shape_str(X.shape)} and "
@@ -70,6 +71,13 @@ def check_batch(model: nn.Module, X: Any, y: Any, op: str) -> tuple[np.ndarray, 
     if not params:
         raise ValueError(f"{op}: the model has no parameters (tensors with requires_grad=True)")
     return X, y, params
+
+
+def _as_array(data: Any, what: str, op: str) -> np.ndarray:
+    try:
+        return np.asarray(data.data if isinstance(data, Tensor) else data)
+    except (ValueError, TypeError) as exc:  # ragged nested lists, for example
+        raise TypeError(f"{op}: {what} cannot be made an array (every sample needs the same shape): {exc}") from None
 
 
 def check_loss_fn(loss_fn: Any, op: str) -> nn.LossInfo:
@@ -238,23 +246,29 @@ _PER_SAMPLE_FORWARDS = (nn.Linear.forward, nn.Tanh.forward, nn.ReLU.forward, nn.
 def _per_sample_layers(model: nn.Module, op: str = "per_sample_gradients") -> list[nn.Module]:
     """The model as a flat list of Linear layers and elementwise activations, or a clear error.
 
-    A subclass that overrides ``forward`` computes something else than its base class (a
-    residual connection, a scaled output), so only the library's own ``forward`` is accepted.
+    A subclass that overrides ``forward`` (or ``__call__``, or a ``forward`` set on the instance)
+    computes something else than its base class (a residual connection, a scaled output, samples
+    mixed), so only the library's own ``forward``, called the library's way, is accepted.
     """
-    if isinstance(model, nn.Sequential) and type(model).forward is nn.Sequential.forward:
+    if isinstance(model, nn.Sequential) and type(model).forward is nn.Sequential.forward and _own_call(model):
         layers = [leaf for layer in model.layers for leaf in _per_sample_layers(layer, op)]
     else:
         layers = [model]
     for layer in layers:
-        if type(layer).forward not in _PER_SAMPLE_FORWARDS:
+        if type(layer).forward not in _PER_SAMPLE_FORWARDS or not _own_call(layer):
             raise TypeError(
                 f"{op}: cannot vectorise over layer {layer!r}; only Linear layers "
                 f"and elementwise activations (Tanh, ReLU, Sigmoid), chained by Sequential with their "
-                f"own forward, are supported, because the formula needs samples that do not interact "
+                f"own forward and __call__, are supported, because the formula needs samples that do not interact "
                 f"(batch normalisation, for one, mixes them). Loop instead: "
                 f"batched_mean(model, loss_fn, X[i:i+1], y[i:i+1]) per sample."
             )
     return layers
+
+
+def _own_call(module: nn.Module) -> bool:
+    """Calling the module runs its class's forward: no __call__ override, no forward set on the instance."""
+    return type(module).__call__ is nn.Module.__call__ and "forward" not in vars(module)
 
 
 def _add_per_sample(per_sample: dict[int, np.ndarray], param: Tensor, grads: np.ndarray) -> None:
@@ -312,40 +326,47 @@ def per_sample_grad_norms(model: nn.Module, loss_fn: LossFn, X: Any, y: Any) -> 
     X, y, params = check_batch(model, X, y, "per_sample_grad_norms")
     with grads_put_back(params, on_success=False):
         rows, _ = _layer_rows(model, loss_fn, X, y, "per_sample_grad_norms")
-        _refuse_shared(rows, "per_sample_grad_norms")
-        squared = np.zeros(len(X))
-        for layer, h, g in rows:
-            if h.shape[1] == 1:  # the usual case: one row per sample
-                h1, g1 = h[:, 0], g[:, 0]
-                g_sq = np.einsum("bo,bo->b", g1, g1)
-                w_sq, b_sq = np.einsum("bi,bi->b", h1, h1) * g_sq, g_sq
-            else:
-                gram_g = np.einsum("bto,bso->bts", g, g)
-                w_sq, b_sq = np.einsum("bti,bsi,bts->b", h, h, gram_g), gram_g.sum(axis=(1, 2))
-            squared += w_sq if layer.weight.requires_grad else 0.0
-            squared += b_sq if layer.bias is not None and layer.bias.requires_grad else 0.0
+        norms = _norms_of_rows(rows, len(X), "per_sample_grad_norms")
         _fill_missing_grads(params)
-        return np.sqrt(squared)
+        return norms
+
+
+def _norms_of_rows(rows: list[tuple[nn.Linear, np.ndarray, np.ndarray]], B: int, op: str) -> np.ndarray:
+    """Each sample's gradient norm from the layers' inputs h and output gradients g (see above)."""
+    _refuse_shared(rows, op)
+    squared = np.zeros(B)
+    for layer, h, g in rows:
+        if h.shape[1] == 1:  # the usual case: one row per sample
+            h1, g1 = h[:, 0], g[:, 0]
+            g_sq = np.einsum("bo,bo->b", g1, g1)
+            w_sq, b_sq = np.einsum("bi,bi->b", h1, h1) * g_sq, g_sq
+        else:
+            gram_g = np.einsum("bto,bso->bts", g, g)
+            w_sq, b_sq = np.einsum("bti,bsi,bts->b", h, h, gram_g), gram_g.sum(axis=(1, 2))
+        squared += w_sq if layer.weight.requires_grad else 0.0
+        squared += b_sq if layer.bias is not None and layer.bias.requires_grad else 0.0
+    return np.sqrt(squared)
 
 
 def clipped_mean(model: nn.Module, loss_fn: LossFn, X: Any, y: Any, max_norm: float) -> Gradients:
     """DP-SGD's clipped average (1/B) Σ_i min(1, C/‖∇ℓ_i‖) ∇ℓ_i, without per-sample gradients.
 
-    The norms come from ``per_sample_grad_norms``; scaling sample i's gradient by c_i scales its
-    rows g_i, so each weight gets (1/B) Σ_i c_i outer(h_i, g_i) = hᵀ(c ⊙ G)/B in one product.
+    The norms come from the rows of one batched backward pass, as in ``per_sample_grad_norms``;
+    scaling sample i's gradient by c_i scales its rows g_i, so each weight gets
+    (1/B) Σ_i c_i outer(h_i, g_i) = hᵀ(c ⊙ G)/B in one product.
     Clipping bounds any one sample's influence; DP-SGD then adds Gaussian noise of scale
     σC/B, without which clipping alone gives no privacy guarantee. Leaves .grad equal to it.
     """
     X, y, params = check_batch(model, X, y, "clipped_mean")
-    if isinstance(max_norm, bool) or not isinstance(max_norm, (int, float, np.number)) or not max_norm > 0 \
-            or not np.isfinite(max_norm):
+    if isinstance(max_norm, (bool, np.bool_)) or not isinstance(max_norm, (int, float, np.integer, np.floating)) \
+            or not max_norm > 0 or not np.isfinite(max_norm):
         raise ValueError(f"clipped_mean: max_norm must be a positive number, got {max_norm!r}")
-    norms = per_sample_grad_norms(model, loss_fn, X, y)
-    # a zero gradient needs no clipping (and must not divide by zero)
-    factors = np.minimum(1.0, max_norm / np.maximum(norms, np.finfo(np.float64).tiny))
     B = len(X)
     with grads_put_back(params, on_success=False):
         rows, loss = _layer_rows(model, loss_fn, X, y, "clipped_mean")
+        norms = _norms_of_rows(rows, B, "clipped_mean")
+        # a zero gradient needs no clipping (and must not divide by zero)
+        factors = np.minimum(1.0, max_norm / np.maximum(norms, np.finfo(np.float64).tiny))
         grads: dict[int, np.ndarray] = {}
         for layer, h, g in rows:
             weighted = g * (factors / B)[:, None, None]  # c_i g_i / B
@@ -377,14 +398,15 @@ def gradient_noise_scale(model: nn.Module, loss_fn: LossFn, X: Any, y: Any,
     |Ĝ|² ≤ 0 the noise dominates this batch (the mean gradient is not measurably different
     from zero): a warning says so and the result is ``inf``.
     """
-    norms = per_sample_grad_norms(model, loss_fn, X, y)
-    B = len(norms)
+    X, y, _ = check_batch(model, X, y, "gradient_noise_scale")  # every check before .grad changes
+    B = len(X)
     if B < 2:
         raise ValueError("gradient_noise_scale: the noise between samples needs a batch of at least 2 samples")
     if dataset_size is not None and (isinstance(dataset_size, (bool, np.bool_)) or
                                      not isinstance(dataset_size, (int, np.integer)) or dataset_size < B):
         raise ValueError(f"gradient_noise_scale: dataset_size must be a whole number N >= the batch size {B} "
                          f"(or None for an endless supply of samples), got {dataset_size!r}")
+    norms = per_sample_grad_norms(model, loss_fn, X, y)
     mean_gradient = [p.grad for p in model.parameters()]  # ḡ: per_sample_grad_norms left it in .grad
     mean_sq = float(sum(np.sum(g * g) for g in mean_gradient if g is not None))  # ‖ḡ‖²
     trace = (float(np.sum(norms**2)) - B * mean_sq) / (B - 1)
@@ -401,8 +423,8 @@ def check_per_sample(model: nn.Module, loss_fn: LossFn, op: str) -> list[nn.Modu
     """Refuse what the per-sample formulas cannot split by sample; return the model's layers."""
     if check_loss_fn(loss_fn, op).kind is None:
         raise TypeError(
-            f"{op}: loss_fn must be one of this library's losses (nn.mse_loss, "
-            f"nn.cross_entropy, or a functools.partial of one), whose loss is an average of "
+            f"{op}: loss_fn must be one of this library's losses (nn.mse_loss, nn.cross_entropy, "
+            f"nn.binary_cross_entropy, nn.gaussian_kl, or a functools.partial of one), whose loss is an average of "
             f"independent per-sample terms; got {loss_fn!r}, which might mix samples. "
             f"For another loss, loop over samples with batched_mean on X[i:i+1]."
         )
@@ -440,12 +462,13 @@ def _refuse_shared(rows: list[tuple[nn.Linear, np.ndarray, np.ndarray]], op: str
     seen: set[int] = set()
     for layer, _, _ in rows:
         for p in (layer.weight, layer.bias):
-            if p is not None and id(p) in seen:
+            if p is None or not p.requires_grad:  # a frozen parameter adds nothing to any norm
+                continue
+            if id(p) in seen:
                 raise ValueError(f"{op}: parameter {p.name or ''!s} is used by two layers, so its per-sample "
                                  f"gradient norm has cross terms this formula does not compute; use "
                                  f"per_sample_gradients and take the norms of its rows.")
-            if p is not None:
-                seen.add(id(p))
+            seen.add(id(p))
 
 
 def _fill_missing_grads(params: list[Tensor]) -> None:
@@ -537,7 +560,7 @@ def error_first_backward(model: nn.Module, loss_fn: LossFn, X: np.ndarray, y: np
         root.backward(mean_output_error(model, loss_fn, X, y))
     else:  # loss_as_gradient: the loss value itself sent back as if it were the output error
         with no_grad():
-            mean_loss = loss_fn(model(Tensor(X)), y).item()
+            mean_loss = scalar_loss(loss_fn(model(Tensor(X)), y), "error_first").item()
         root.backward(np.full(root.shape, mean_loss, dtype=root.dtype))
     return root
 

@@ -24,7 +24,8 @@ from __future__ import annotations
 import numpy as np
 
 from . import nn
-from .grad_mode import no_grad
+from .checks import describe, shape_str
+from .grad_mode import grads_put_back, no_grad
 from .optim import Optimizer
 from .tensor import Tensor
 
@@ -61,8 +62,13 @@ class VAE(nn.Module):
                 = D · binary_cross_entropy(logits_i, x_i) + gaussian_kl(μ_i, log σ²_i).
         """
         x = x if isinstance(x, Tensor) else Tensor(x)
+        noise = Tensor(eps)
+        if x.ndim != 2 or noise.shape != (len(x), self.latent):  # broadcasting would share one ε
+            raise ValueError(f"negative_elbo: eps must have shape {shape_str((len(x), self.latent))}, one standard "
+                             f"normal draw per sample and latent dimension, got {shape_str(noise.shape)} (for x of "
+                             f"shape {shape_str(x.shape)}, a batch of shape (batch, {self.data_dim}))")
         mu, logvar = self.encode(x)
-        z = mu + (logvar * 0.5).exp() * Tensor(eps)  # σ = exp(½ log σ²)
+        z = mu + (logvar * 0.5).exp() * noise  # σ = exp(½ log σ²)
         logits = self.decode(z)
         reconstruction = nn.binary_cross_entropy(logits, x, reduction="none") * self.data_dim  # sum over pixels
         return (reconstruction + nn.gaussian_kl(mu, logvar, reduction="none")).mean()
@@ -84,15 +90,24 @@ def aevb_step(vae: VAE, optimizer: Optimizer, x: np.ndarray, dataset_size: int, 
     """One AEVB step on a batch x of M samples; returns the estimate of the summed −ELBO.
 
     The gradient of the batch mean, times N, is the (N/M) Σ estimate of the gradient of the sum
-    over the data set (``minibatch.sum_estimate``); the optimizer then steps along it.
+    over the data set (``minibatch.sum_estimate``); the optimizer then steps along it. Bad input
+    is refused before anything changes (a failed step leaves every .grad as it was).
     """
-    for p in vae.parameters():
-        p.grad = None
-    loss = vae.negative_elbo(x, rng.standard_normal((len(x), vae.latent)))
-    loss.backward()
-    for p in vae.parameters():
-        if p.grad is not None:
-            p.grad *= dataset_size  # N · ∇(batch mean) = (N/M) Σ_i ∇(−ELBO_i)
+    # N >= 1: the tutorials pass dataset_size=1 on purpose, to step along the batch mean instead
+    if isinstance(dataset_size, (bool, np.bool_)) or not isinstance(dataset_size, (int, np.integer)) \
+            or dataset_size < 1:
+        raise ValueError(f"aevb_step: dataset_size must be a whole number N >= 1 (the number of samples the "
+                         f"batch was drawn from), got {describe(dataset_size)}")
+    if not isinstance(rng, np.random.Generator):  # a seed passed every step would draw the same ε every step
+        raise TypeError(f"aevb_step: rng must be a numpy Generator (np.random.default_rng(seed)), made once and "
+                        f"passed to every step, got {describe(rng)}")
+    params = vae.parameters()
+    with grads_put_back(params, on_success=False):
+        loss = vae.negative_elbo(x, rng.standard_normal((len(x), vae.latent)))
+        loss.backward()
+        for p in params:
+            if p.grad is not None:
+                p.grad *= dataset_size  # N · ∇(batch mean) = (N/M) Σ_i ∇(−ELBO_i)
     optimizer.step()
     return loss.item() * dataset_size
 
