@@ -110,10 +110,10 @@ print(inspect.getsource(Tensor.__mul__))
 #   place the operation happens. (`unbroadcast` matters only when an operand was broadcast,
 #   say a bias added to every row of a batch: then its gradient is summed back to its own
 #   shape. For scalars it changes nothing.)
-# - `Tensor.record` ties the two together. It wraps the result in a new `Tensor` and, if any
-#   input wants a gradient, remembers the inputs (`.parents`), the operation's name (`.op`)
-#   and the `backward` function (kept in `_backward`). That is the whole of "recording the
-#   graph":
+# - `Tensor.record` ties the two together. It wraps the result in a new `Tensor` with the
+#   operation's name (kept in `_op`, read as `.op`) and, if any input wants a gradient,
+#   remembers the inputs (kept in `_prev`, read as `.parents`) and the `backward` function
+#   (kept in `_backward`). That is the whole of "recording the graph":
 
 # %%
 print(inspect.getsource(Tensor.record))

@@ -243,10 +243,11 @@ print("the loss value used as the error:   ", wrong[0].item())
 # %% [markdown]
 # Drawn as a function of the one weight w: each sample's loss is a parabola, ℓ_1(w) = (w − 2)²
 # and ℓ_2(w) = (w − 4)², and the batch loss L(w) = ((w − 2)² + (w − 4)²)/2 is their average,
-# lowest at w = 3. At w = 3 sample 1's gradient is +2 (it would move w down towards 2) and
-# sample 2's is −2 (up towards 4): the two arrows are equal and opposite, and their average,
-# the batch gradient, is 0. The red arrow is the mean loss value, 1, sent back as if it were
-# a gradient: it points one way although neither direction is better.
+# lowest at w = 3. The arrows are gradients, so they point uphill, and a descent step goes
+# against them. At w = 3 sample 1's gradient is +2 (a step on it would move w down towards 2)
+# and sample 2's is −2 (up towards 4): the two arrows are equal and opposite, and their
+# average, the batch gradient, is 0. The red arrow is the mean loss value, 1, sent back as if
+# it were a gradient: it points one way although neither direction is better.
 
 # %% tags=["plot"]
 w_grid = np.linspace(0.5, 5.5, 501)
@@ -488,7 +489,8 @@ print("same input, B = 6:", {k: f"{v:.1e}" for k, v in exact_for_same_input.item
 # Beyond that, one piece of the gradient *can* be right: the gradient of the **output
 # layer's bias**, and only when the output layer is affine, ŷ = hW + b with nothing after
 # it. Then ∂ŷ_i/∂b = 1 for every sample, so the true bias gradient is the plain average of
-# the output errors, (1/B) Σ_i g_i = ḡ, which is exactly what every variant sends into b.
+# the output errors, (1/B) Σ_i g_i = ḡ, which is exactly what `mean_input`, `last_sample` and
+# `mean_residual` send into b (`loss_as_gradient` sends the loss value instead).
 # That is a property of the last layer's form, not of "any network"; a sigmoid after it
 # breaks it, as we will see.
 #

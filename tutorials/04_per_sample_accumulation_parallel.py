@@ -157,8 +157,8 @@ plt.show()
 # %% [markdown]
 # **How noisy is a batch gradient?** With the per-sample gradients of all N samples in hand,
 # the gradient of any batch is just the mean of some of their rows, so we can draw thousands
-# of random batches for the price of an index. Tutorial 3 proved (writing M for the batch
-# size) that for batches of B samples drawn without replacement
+# of random batches for the price of an index. Tutorial 3 checked, by enumerating every
+# batch of a small data set, that for batches of B samples drawn without replacement
 #
 #     E|∇L_batch − ∇L|² = (S² / B) · (N − B) / (N − 1),    S² = (1/N) Σ_n |g_n − ∇L|².
 #

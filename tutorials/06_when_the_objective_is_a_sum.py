@@ -122,7 +122,8 @@ for M in range(1, N_SMALL + 1):
 #
 # For *optimisation* the factor is a matter of scale. It multiplies the gradient by N, so a
 # learning rate tuned for the mean must be divided by N (tutorial 3, section 3, shows the same
-# factor for B). For *sampling*, as in SGLD, the factor decides which distribution you sample.
+# with the batch size in place of N). For *sampling*, as in SGLD, the factor decides which
+# distribution you sample.
 #
 # ## 2. SGLD on a model with a known posterior
 #
@@ -363,10 +364,13 @@ plt.show()
 
 # %% [markdown]
 # The averaged prediction separates the moons (left). The right panel shows where the samples
-# disagree: along the decision boundary and, above all, away from the data. Where no training
-# point constrains the network, the posterior still holds many different networks, and their
-# predictions differ. A single trained network has one prediction at each point, and no
-# spread to show.
+# disagree: along the decision boundary, and most strongly where that boundary runs on, away
+# from the data (the two bright corners). Where no training point constrains the network, the
+# posterior still holds many different networks, and they draw the boundary in different
+# places. Far from the data but well to one side of the boundary they still agree, so on
+# average over all the far points the spread is below that near the boundary, though many
+# times that at the confidently classified points (the three averages printed above). A single
+# trained network has one prediction at each point, and no spread to show.
 #
 # ## 4. When may ∇ and E be exchanged?
 #
@@ -629,10 +633,10 @@ ax_samp.set_title("samples: p(x | z) with z drawn from the prior N(0, I)")
 plt.show()
 
 # %% [markdown]
-# The reconstructions keep each digit's identity, and are much closer to their own digit than
-# the average digit is. The samples, decoded from random points of the prior, are blurrier.
-# Some are clear digits, some in between, as expected of an 8-dimensional latent space trained
-# for 60 epochs on 1,500 tiny images.
+# The reconstructions keep most digits' identity (the 8s come out blurred), and are much
+# closer to their own digit than the average digit is. The samples, decoded from random
+# points of the prior, are blurrier. Some are clear digits, some in between, as expected of
+# an 8-dimensional latent space trained for 60 epochs on 1,500 tiny images.
 #
 # One more remark on the factor N here. Adam divides each gradient by its running root mean
 # square, so it barely notices whether the gradient was multiplied by N. Training on the batch
@@ -655,7 +659,7 @@ print(f"after 15 Adam steps: |θ(with N) − θ(without N)| / |θ(with N) − θ
 # %% [markdown]
 # The two runs differ by 6.4e-05 of the distance they travelled. With plain SGD, the factor N
 # would multiply every step by 1,500, and the learning rate would have to shrink by as much.
-# That is tutorial 3's "sum versus mean" again, with N in place of B.
+# That is tutorial 3's "sum versus mean" again, with N in place of the batch size.
 # In SGLD, by contrast, no optimizer absorbs the factor: the injected noise has a fixed scale
 # √ε, and N sets the balance between the gradient and that noise (section 2).
 #
@@ -676,7 +680,7 @@ print(f"after 15 Adam steps: |θ(with N) − θ(without N)| / |θ(with N) − θ
 #    q_φ(z | x) does in a VAE, reparameterise (AEVB) or use the far noisier score function
 #    (section 4).
 # 3. **Should the loss be a sum or a mean, and what does that do to the learning rate?** For
-#    optimisation it is a choice of scale. The sum's gradient is B times the mean's (N times,
+#    optimisation it is a choice of scale. The sum's gradient is M times the mean's (N times,
 #    for a sum over the data set), so with a sum the learning rate must shrink by that factor.
 #    The mean is the default because one learning rate then serves every batch size (tutorial
 #    3, section 3). Adam nearly ignores the scale (section 5). When the objective *is* a sum,
@@ -686,9 +690,9 @@ print(f"after 15 Adam steps: |θ(with N) − θ(without N)| / |θ(with N) − θ
 #    is a node of the batch's graph, so that each sample's error flows back through its own
 #    activations. Averaging the output errors (or the inputs, or pushing the loss value back as
 #    if it were an error) and backpropagating that one number through one set of activations
-#    gives a different, wrong gradient for any nonlinear network with distinct inputs. Tutorial
-#    2 takes every such variant apart, and tutorial 3's linearity proof shows why the correct
-#    average needs each sample's own ∇ℓ_i.
+#    gives a different, wrong gradient as soon as the batch's inputs differ (in general; even a
+#    linear model's weight gradient is off). Tutorial 2 takes every such variant apart, and
+#    tutorial 3's linearity proof shows why the correct average needs each sample's own ∇ℓ_i.
 #
 # ## What this tutorial established
 
@@ -707,9 +711,11 @@ assert sgld_corr < 0 and abs(sgld_corr - exact_corr) < 0.2
 assert np.all(np.abs(sgld_sd / stationary_sd - 1) < 0.1) and abs(sgld_corr - stationary_corr) < 0.15
 assert np.all((0.8 < without_n_sd / wrong_sd) & (without_n_sd / wrong_sd < 1.25))
 assert np.all(without_n_sd > 5 * exact_sd)
-# 3. The Bayesian neural network classifies held-out moons and is uncertain away from the data.
+# 3. The Bayesian neural network classifies held-out moons and is uncertain along its boundary
+#    and away from the data.
 assert bayes_accuracy > 0.95
 assert spread_boundary > 3 * spread_confident and spread_far > 3 * spread_confident
+assert spread_boundary > spread_far  # on average over the far points, less than near the boundary
 # 4. ∇ and E: for a jump every per-sample derivative is 0 while the truth is φ(θ); for a kink
 #    autodiff is right; a draw outside the graph has no gradient; reparameterised and score
 #    function estimators are unbiased, the score function far noisier.

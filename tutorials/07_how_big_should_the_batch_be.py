@@ -429,9 +429,9 @@ print(f"B_simple in section 2, until its loss reached {TARGET}: {dataset_scale[0
 # B_noise below B_simple means the average gradient points along steeper, more curved
 # directions than the samples' disagreement does (that is where the loss drops fast). The
 # steepest direction also caps the learning rate: no batch, however clean its gradient, can
-# take steps much beyond 2 / (the largest curvature) without blowing up, which is why the best
-# learning rate stops growing in section 4. Treat B_simple as a cheap, rough guide, which here
-# errs on the large side.
+# use a learning rate much beyond 2 / (the largest curvature) without blowing up, which is
+# why the best learning rate stops growing in section 4. Treat B_simple as a cheap, rough
+# guide, which here errs on the large side.
 #
 # ## 4. The linear learning-rate scaling rule, and where it breaks
 #
@@ -650,7 +650,8 @@ plt.show()
 # epoch it draws a fresh permutation and cuts it into batches, so every sample is used exactly
 # once per epoch. With replacement, an "epoch" of N draws misses some samples and repeats
 # others: the chance that a given sample is never drawn is (1 − 1/N)^N ≈ 1/e, so an epoch
-# sees only about 1 − 1/e ≈ 63% of the distinct samples. Count it:
+# sees only about 1 − 1/e ≈ 63% of the distinct samples. Count it (the loop below makes
+# n = (N // B)·B draws, a few fewer than N, so it expects 1 − (1 − 1/N)^n):
 
 # %%
 B = 32
@@ -660,9 +661,9 @@ counts = np.bincount(drawn, minlength=N)
 shuffled = np.concatenate(list(batches(N, B, shuffle=True, rng=np.random.default_rng(0))))
 shuffle_counts = np.bincount(shuffled, minlength=N)
 seen = np.mean(counts > 0)
-expected_seen = 1 - (1 - 1 / len(drawn)) ** len(drawn)
+expected_seen = 1 - (1 - 1 / N) ** len(drawn)  # n draws from N samples
 print(f"with replacement: {len(drawn)} draws saw {np.sum(counts > 0)} distinct samples of {N} ({seen:.3f}); "
-      f"expected 1 − (1 − 1/n)^n = {expected_seen:.3f} ≈ 1 − 1/e = {1 - 1 / math.e:.3f}")
+      f"expected 1 − (1 − 1/N)^n = {expected_seen:.3f} ≈ 1 − 1/e = {1 - 1 / math.e:.3f}")
 print(f"fresh shuffle: {len(shuffled)} samples, each used {shuffle_counts.min()} to {shuffle_counts.max()} times")
 print(f"N / B = {N / B:.2f}: the loop with replacement draws N // B = {N // B} batches of {B} per epoch; "
       f"the shuffle cuts {N // B} such batches and a last one of {N % B}")
@@ -758,10 +759,10 @@ plt.show()
 # ## What this tutorial established
 
 # %%
-# 1. The noise of the batch gradient follows (tr Σ / B)(N − B)/(N − 1), and vanishes at B = N.
+# 1. The noise of the batch gradient follows (tr Σ / B)(N − B)/(N − 1) from B = 1 to 1536. (At
+#    B = N it is zero by definition, the one batch being the data set: nothing to test there.)
 assert all(abs(m / p - 1) < 0.25 for m, p in zip(measured_noise, predicted_noise))
 assert measured_noise[0] > 500 * measured_noise[-1]  # from B = 1 to B = 1536
-assert whole_set_error < 1e-20
 # 2. B_simple grows as the loss falls, because the signal ‖∇L‖² falls much faster than the
 #    noise tr Σ. The library's estimate with dataset_size=N and the data-set one are tied exactly.
 assert losses[-1] < losses[0] / 20
@@ -793,13 +794,13 @@ assert gd["epochs"] > 20 * sgd["epochs"]
 #    lower when lr is halved, and the same for the same lr / B.
 assert excess[1, 0.02] > excess[1, 0.01] > excess[1, 0.005] > 0
 assert excess[1, 0.02] > excess[4, 0.02] > excess[16, 0.02] > 0
-assert excess[1, 0.01] / excess[1, 0.02] < 0.7 and excess[1, 0.005] / excess[1, 0.01] < 0.7
+assert excess[1, 0.01] / excess[1, 0.02] < 0.5 and excess[1, 0.005] / excess[1, 0.01] < 0.5  # by more than half
 assert abs(excess[4, 0.04] / excess[1, 0.01] - 1) < 0.3
 assert abs(excess[4, 0.02] / excess[1, 0.005] - 1) < 0.3 and abs(excess[16, 0.08] / excess[1, 0.005] - 1) < 0.3
 # 7. A fresh shuffle uses every sample exactly once per epoch; drawing with replacement sees
 #    about 1 − 1/e of them; both converge, at a similar pace.
 assert np.all(shuffle_counts == 1)
-assert abs(seen - expected_seen) < 0.03 and abs(expected_seen - (1 - 1 / math.e)) < 1e-3
+assert abs(seen - expected_seen) < 0.03 and abs(expected_seen - (1 - 1 / math.e)) < 2e-3
 assert shuffle_history[-1] < shuffle_history[0] / 5 and replacement_history[-1] < replacement_history[0] / 5
 assert 0.5 < replacement_history[-1] / shuffle_history[-1] < 2
 # The shuffled curve's jumps come from the epoch's short last batch (5 samples).
