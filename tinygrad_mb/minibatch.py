@@ -497,8 +497,9 @@ def error_first(model: nn.Module, loss_fn: LossFn, X: Any, y: Any, variant: str 
     ``mean_input``, ``last_sample`` and ``mean_residual`` happen to be exact when B = 1 or when
     all inputs in the batch are identical. Otherwise only the output layer's bias gradient can
     be right, and only when the output layer is affine (ŷ = hW + b, no output nonlinearity):
-    then that gradient is ḡ itself. With a sigmoid output it is wrong too, because the sigmoid's
-    derivative is taken at one set of activations instead of each sample's.
+    then that gradient is ḡ itself. With a sigmoid output it is wrong too: the true bias gradient
+    is mean_i(g_i·σ′_i), while ``mean_input`` and ``last_sample`` take σ′ at one set of
+    activations and ``mean_residual`` multiplies mean(g) by mean(σ′).
     ``loss_as_gradient`` is in general wrong even then (with one squared-error output it sends
     back e² instead of 2e, which agree only at e = 0 or e = 2). Returned ``.loss`` is the true
     batch loss.
