@@ -122,6 +122,11 @@ def _float_array(data: Any, where: str) -> np.ndarray:
         arr = np.asarray(data)
     except (ValueError, TypeError, OverflowError) as exc:  # ragged nested lists, for example
         raise TypeError(f"{where}: cannot make an array from {type(data).__name__}: {exc}") from None
+    if arr is not data and isinstance(data, np.ma.MaskedArray) and np.ma.is_masked(data):  # asarray drops the mask
+        raise TypeError(
+            f"{where}: a masked array with {int(np.ma.count_masked(data))} masked value(s): they would be used as "
+            f"the numbers stored under the mask. Fill them first (data.filled(value)) or drop those samples."
+        )
     kind = arr.dtype.kind
     if kind == "f":
         return arr if arr.dtype in (np.float32, np.float64) else arr.astype(np.float64)
@@ -136,6 +141,51 @@ def _float_array(data: Any, where: str) -> np.ndarray:
         f"{where}: data of dtype {arr.dtype} cannot be used; a Tensor holds real numbers "
         f"(float64 by default, float32 when given float32). {hint}"
     )
+
+
+F64, F32 = np.dtype(np.float64), np.dtype(np.float32)  # numpy's dtype objects are shared: `is` compares them
+
+
+def as_result(data: Any, op: Any) -> np.ndarray:
+    """An op's result for ``Tensor.record``, when it is not already a float64 or float32 array.
+
+    numpy returns scalars from full reductions (wrapped here); a custom op may return integers or
+    booleans (``x.data > 0``), which become float64 as in ``Tensor()``: kept as they are, ``t * 0.5``
+    would cast 0.5 to the integer 0, and the op's gradient to an integer. Other data is an error.
+    """
+    if type(data) is np.float64 or type(data) is np.float32:  # a full reduction's result: the usual case
+        return np.asarray(data)
+    return as_float_array(data, f"Tensor.record ({op!r})")
+
+
+def as_parents(parents: Any, op: Any) -> tuple[Tensor, ...]:
+    """``Tensor.record``'s parents given as a list (or another sequence) rather than a tuple."""
+    from .tensor import Tensor
+
+    if isinstance(parents, (list, tuple)) and all(isinstance(p, Tensor) for p in parents):
+        return tuple(parents)
+    raise TypeError(_parents_message(parents, op))
+
+
+def any_requires_grad(parents: tuple[Tensor, ...], op: Any) -> bool:
+    """Whether ``Tensor.record`` records the op: some parent requires grad (a non-Tensor parent is an error)."""
+    try:
+        for t in parents:  # a plain loop: this runs for every op, and any(<generator>) is slower
+            if t.requires_grad:
+                return True
+    except AttributeError:  # a parent that is not a Tensor (a numpy array?)
+        raise TypeError(_parents_message(parents, op)) from None
+    return False
+
+
+def _parents_message(parents: Any, op: Any) -> str:
+    from .tensor import Tensor
+
+    items = list(parents) if isinstance(parents, (list, tuple)) else []
+    bad = next((f"parent {i} is {describe(p)}" for i, p in enumerate(items) if not isinstance(p, Tensor)),
+               f"got {describe(parents)}")
+    return (f"Tensor.record ({op!r}): parents must be a tuple of the Tensors the result was computed from, "
+            f"e.g. (x,) or (a, b); {bad}. Wrap data that needs no gradient in Tensor(...).")
 
 
 def requires_grad_flag(value: Any) -> bool:
@@ -464,10 +514,24 @@ def accumulable(node: Tensor, g: Any) -> np.ndarray:
     so a .grad set by hand to a wrong shape is an error, not a silent broadcast or a half-done pass.
     """
     g = g if type(g) is np.ndarray else np.asarray(g)
-    if node.grad is not None and np.shape(node.grad) != g.shape:
-        name = f"{node.name!r}" if node.name else f"a tensor of shape {shape_str(node.shape)}"
+    grad = node.grad
+    if grad is None or (type(grad) is np.ndarray and grad.shape == g.shape):  # the usual cases
+        return g
+    from .tensor import Tensor
+
+    name = f"{node.name!r}" if node.name else f"a tensor of shape {shape_str(node.shape)}"
+    try:
+        kind = "O" if isinstance(grad, Tensor) else np.asarray(grad).dtype.kind  # np.asarray(Tensor) has objects
+    except (ValueError, TypeError):  # a ragged list
+        kind = "O"
+    if kind not in "fiub":
+        raise TypeError(
+            f"backward: {name} holds a .grad that is {describe(grad)}, so its gradient cannot be added to it; "
+            f"a .grad is a numpy array of its tensor's shape. Set .grad = None (or np.zeros_like(x.data)) first."
+        )
+    if np.shape(grad) != g.shape:
         raise ValueError(
-            f"backward: {name} already holds a .grad of shape {shape_str(np.shape(node.grad))}, so its "
+            f"backward: {name} already holds a .grad of shape {shape_str(np.shape(grad))}, so its "
             f"gradient of shape {shape_str(g.shape)} cannot be added to it; a .grad has its tensor's shape. "
             f"Set .grad = None (or call zero_grad()) first."
         )
@@ -482,6 +546,22 @@ def check_gradients(node: Tensor, grads: Any) -> None:
             f"{node.op or 'backward'}: backward returned {got} for an op with {len(node.parents)} "
             f"input(s); return a tuple with one gradient (or None) per input, e.g. (g * local,)."
         )
+
+
+def cast_gradient(node: Tensor, parent: Tensor, grad: np.ndarray) -> np.ndarray:
+    """A gradient of another dtype than its parent's, cast to it: real numbers only (not complex or object)."""
+    if grad.dtype.kind not in "fiub":
+        raise TypeError(
+            f"{node.op}: backward returned a gradient of dtype {grad.dtype} for an input of dtype {parent.dtype}; "
+            f"a gradient holds real numbers (casting would drop an imaginary part or convert objects silently)"
+        )
+    if parent.data.dtype.kind != "f":  # .data assigned by hand, e.g. w.data = np.eye(2, dtype=int)
+        name = f"{parent.name!r}" if parent.name else f"of shape {shape_str(parent.shape)}"
+        raise TypeError(
+            f"{node.op}: its input {name} holds {parent.data.dtype} data, so its gradient would be rounded to "
+            f"{parent.data.dtype}; a Tensor's .data is float64 or float32 (assign x.data = values.astype(np.float64))"
+        )
+    return grad.astype(parent.data.dtype)
 
 
 def as_gradient(node: Tensor, parent: Tensor, grad: Any) -> np.ndarray:

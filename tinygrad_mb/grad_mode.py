@@ -8,8 +8,8 @@ are recorded as plain leaves.
 from __future__ import annotations
 
 from collections.abc import Iterator, Sequence
-from contextlib import contextmanager
-from typing import TYPE_CHECKING
+from contextlib import ContextDecorator, contextmanager
+from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:
     from .tensor import Tensor
@@ -17,15 +17,26 @@ if TYPE_CHECKING:
 enabled = True  # read by Tensor.record for every operation; change it only through no_grad()
 
 
-@contextmanager
-def no_grad() -> Iterator[None]:
-    """Inside this block operations record no graph (use it for evaluation and updates)."""
-    global enabled
-    previous, enabled = enabled, False
-    try:
-        yield
-    finally:
-        enabled = previous
+class no_grad(ContextDecorator):  # lower case, as a function's name: `with no_grad():`
+    """Inside this block operations record no graph (use it for evaluation and updates).
+
+    One ``no_grad()`` object may be used again and nested (``ctx = no_grad()``, then ``with ctx:`` in a
+    loop), and ``@no_grad()`` makes a function run without recording.
+    """
+
+    def __init__(self, *args: Any) -> None:
+        if args:  # @no_grad without the parentheses passes the function here
+            raise TypeError(f"no_grad: takes no arguments, got {len(args)}; as a decorator write @no_grad()")
+        self._previous: list[bool] = []  # a stack: the same object may be entered again before it exits
+
+    def __enter__(self) -> None:
+        global enabled
+        self._previous.append(enabled)
+        enabled = False
+
+    def __exit__(self, *exc_info: object) -> None:
+        global enabled
+        enabled = self._previous.pop()
 
 
 def is_grad_enabled() -> bool:

@@ -23,8 +23,9 @@ def gradcheck(fn: Callable[..., Tensor], inputs: Sequence[Tensor], eps: float = 
     The output may have any shape: it is reduced to the scalar ``sum(fn(*inputs) * v)`` with a
     fixed random ``v``, so every output element matters and a gradient that is wrong in only
     one of them cannot hide behind a uniform seed. For each element of each input that requires
-    grad, the numeric derivative is the central difference (f(x+eps) − f(x−eps)) / (2 eps),
-    accurate to O(eps²); it needs float64, so float32 inputs are refused.
+    grad, the numeric derivative is the central difference (f(x+h) − f(x−h)) / (2h), accurate to
+    O(h²), with h = eps, or eps·|x| where |x| > 1 (next to 1e10 a step of 1e-6 is lost in rounding);
+    it needs float64, so float32 inputs are refused. fn must be deterministic (checked).
 
     Returns True, or raises GradcheckError naming the input, the element, and both values.
     Inputs' values and the .grad of every tensor in fn's graph are left as they were.
@@ -45,6 +46,20 @@ def gradcheck(fn: Callable[..., Tensor], inputs: Sequence[Tensor], eps: float = 
             )
     if not is_grad_enabled():
         raise RuntimeError("gradcheck: called inside no_grad(), where no graph is recorded; call it outside")
+    saved = [(x, x.data, x.data.copy()) for x in inputs]  # fn must leave its inputs alone; if not, they come back
+    try:
+        _compare(fn, inputs, checked, eps, atol, rtol, seed)
+    finally:
+        for x, array, values in saved:
+            if not np.array_equal(array, values, equal_nan=True):
+                array[...] = values
+            x.data = array
+    return True
+
+
+def _compare(fn: Callable[..., Tensor], inputs: list[Tensor], checked: list[int], eps: float, atol: float,
+             rtol: float, seed: int) -> None:
+    """gradcheck's work, its arguments checked: raises GradcheckError at the first element that disagrees."""
     out = fn(*inputs)
     if not isinstance(out, Tensor):
         raise TypeError(f"gradcheck: fn must return a Tensor, got {describe(out)}")
@@ -55,6 +70,14 @@ def gradcheck(fn: Callable[..., Tensor], inputs: Sequence[Tensor], eps: float = 
         with no_grad():
             return float(np.sum(fn(*inputs).data * v))
 
+    # Finite differences compare fn at nearby points, so fn must give the same value at the same point.
+    first, again = float(np.sum(out.data * v)), scalar()
+    if not (first == again or abs(first - again) <= 1e-12 * abs(first) or (np.isnan(first) and np.isnan(again))):
+        raise GradcheckError(
+            f"gradcheck: fn gave {first!r}, then {again!r} for the same inputs (reduced to a number as "
+            f"sum(fn(*inputs) * v)); finite differences need a deterministic fn that leaves its inputs alone. "
+            f"Does fn draw random numbers (seed them inside fn) or change an input's .data?"
+        )
     # Every tensor of the graph gets its .grad back, the inputs' and any parameters' fn uses.
     with grads_put_back([*inputs, *(out.topological_order() if out.requires_grad else [])]):
         if out.requires_grad:  # otherwise fn cut the graph (e.g. Tensor(x.data)): every gradient is 0
@@ -67,18 +90,21 @@ def gradcheck(fn: Callable[..., Tensor], inputs: Sequence[Tensor], eps: float = 
             x = inputs[i]
             for idx in np.ndindex(*x.shape):
                 original = x.data[idx]
+                step = eps * max(1.0, abs(original))  # relative beyond 1: eps alone vanishes next to 1e10
                 try:
-                    x.data[idx] = original + eps
-                    plus = scalar()
-                    x.data[idx] = original - eps
-                    minus = scalar()
+                    x.data[idx] = original + step
+                    up, plus = x.data[idx], scalar()  # up: the value stored, original + step rounded
+                    x.data[idx] = original - step
+                    down, minus = x.data[idx], scalar()
                 finally:  # even if fn raises, the input gets its value back
                     x.data[idx] = original
-                numeric = (plus - minus) / (2 * eps)
+                if up == down:
+                    raise ValueError(f"gradcheck: eps={eps:g} is too small to change input {i}, element {idx} "
+                                     f"(value {float(original):g}) in float64; use eps=1e-6")
+                numeric = (plus - minus) / (up - down)
                 a = float(analytic[i][idx])
                 if not abs(a - numeric) <= atol + rtol * abs(numeric):
                     raise GradcheckError(_mismatch(i, x, idx, a, numeric, atol, rtol, out.requires_grad))
-    return True
 
 
 def _checked_inputs(fn: Any, inputs: Any) -> list[Tensor]:

@@ -73,7 +73,19 @@ class Module:
 
     def state_dict(self) -> dict[str, np.ndarray]:
         """A copy of every parameter's values, keyed by its dotted name."""
-        return {name: p.data.copy() for name, p in self.named_parameters()}
+        return {name: p.data.copy() for name, p in self._parameters_by_name("state_dict").items()}
+
+    def _parameters_by_name(self, op: str) -> dict[str, Tensor]:
+        """named_parameters() as a dict, refusing two parameters of one name (one would be lost)."""
+        params: dict[str, Tensor] = {}
+        for name, p in self.named_parameters():
+            if name in params:
+                raise ValueError(
+                    f"{op}: two different parameters are both named {name!r} (dict keys such as 0 and '0', or "
+                    f"'a.b' beside a nested 'a' holding 'b'), so a state dict cannot tell them apart; rename a key"
+                )
+            params[name] = p
+        return params
 
     def load_state_dict(self, state: dict[str, ArrayLike]) -> None:
         """Copy values into the parameters; checks every name, shape and value before changing any."""
@@ -82,7 +94,7 @@ class Module:
                 f"load_state_dict: state must be a dict of parameter name -> array, as state_dict() "
                 f"returns, got {describe(state)}"
             )
-        params = dict(self.named_parameters())
+        params = self._parameters_by_name("load_state_dict")
         missing = sorted(set(params) - set(state), key=str)
         unexpected = sorted(set(state) - set(params), key=str)
         if missing or unexpected:
@@ -122,11 +134,10 @@ def _parameters_in(value: Any, name: str, visited: set[int]) -> Iterator[tuple[s
             yield name, value
     elif isinstance(value, Module):
         yield from value._walk(name + ".", visited)
-    elif isinstance(value, (list, tuple)):
-        for i, item in enumerate(value):
-            yield from _parameters_in(item, f"{name}.{i}", visited)
-    elif isinstance(value, dict):
-        for key, item in value.items():
+    elif isinstance(value, (list, tuple, dict)) and id(value) not in visited:  # a list holding itself: once
+        visited.add(id(value))
+        items = value.items() if isinstance(value, dict) else enumerate(value)
+        for key, item in items:
             yield from _parameters_in(item, f"{name}.{key}", visited)
 
 
@@ -488,7 +499,8 @@ def binary_cross_entropy(logits: Tensor, targets: ArrayLike, reduction: str = "m
 
     Args:
         logits: scores x, shape (B,) or (B, D, ...); σ(x) is the predicted probability.
-        targets: probabilities t in [0, 1] (0/1 labels or soft targets), the same shape.
+        targets: probabilities t in [0, 1] (0/1 labels or soft targets), the same shape; a Tensor
+            that requires grad receives its gradient, −x/D per element.
         reduction: "mean", "sum" or "none" over the B samples. Like ``mse_loss``, a sample's
             loss is the MEAN over its outputs, so a Bernoulli log-likelihood summed over D
             pixels (a VAE's reconstruction term) is D times it.
@@ -506,12 +518,15 @@ def binary_cross_entropy(logits: Tensor, targets: ArrayLike, reduction: str = "m
     probability = np.exp(np.minimum(x, 0) - softplus_neg_abs)  # σ(x) without overflow on either side
     axes = tuple(range(1, x.ndim))
     outputs = math.prod(x.shape[1:])
+    # targets that require grad (another model's probabilities) get their gradient too, as in mse_loss
+    parents = (logits, targets) if isinstance(targets, Tensor) and targets.requires_grad else (logits,)
 
-    def backward(g: np.ndarray) -> tuple[np.ndarray]:
-        # dℓ_i/dx_id = (σ(x_id) − t_id) / D: the predicted probability minus the truth
-        return ((probability - t) * (g.reshape(g.shape + (1,) * len(axes)) / outputs),)
+    def backward(g: np.ndarray) -> tuple[np.ndarray, ...]:
+        # dℓ_i/dx_id = (σ(x_id) − t_id) / D: the predicted probability minus the truth; dℓ_i/dt_id = −x_id / D
+        share = g.reshape(g.shape + (1,) * len(axes)) / outputs
+        return ((probability - t) * share,) if len(parents) == 1 else ((probability - t) * share, -x * share)
 
-    per_sample = Tensor.record(elementwise.mean(axis=axes) if axes else elementwise, (logits,), op, backward)
+    per_sample = Tensor.record(elementwise.mean(axis=axes) if axes else elementwise, parents, op, backward)
     return _reduce(per_sample, reduction)
 
 

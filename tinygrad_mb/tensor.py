@@ -20,14 +20,16 @@ import numpy as np
 # One import line per 100 characters rather than one per name (this file keeps a line budget).
 # isort: off
 from . import grad_mode
-from .checks import (accumulable, apply_elementwise, as_float_array, as_gradient, as_operand, check_base,
-                     check_exponent, check_gradients, check_matmul, check_single_element, has_integer_array, kept_shape,
-                     length, normalize_axis, permutation, plain_index, requires_grad_flag, reshaped, rows,
-                     seed_gradient, single_axis, take, truth)
+from .checks import (F32, F64, accumulable, any_requires_grad, apply_elementwise, as_float_array, as_gradient,
+                     as_operand, as_parents, as_result, cast_gradient, check_base, check_exponent, check_gradients,
+                     check_matmul, check_single_element, has_integer_array, kept_shape, length, normalize_axis,
+                     permutation, plain_index, requires_grad_flag, reshaped, rows, seed_gradient, single_axis,
+                     take, truth)
 from .grad_mode import is_grad_enabled, no_grad  # noqa: F401  (also importable from here)
 # isort: on
 
 ArrayLike = Union["Tensor", np.ndarray, float, int, Sequence[Any]]
+ndarray, new_object = np.ndarray, object.__new__  # looked up once, not in every Tensor.record
 Backward = Callable[[np.ndarray], Sequence[Any]]
 
 
@@ -68,14 +70,16 @@ class Tensor:
             return Tensor.record(result_array, (x,), "my_op", backward)
 
         Each gradient must have its parent's shape (``backward`` checks it). The graph is
-        recorded only when some parent requires grad, and not inside ``no_grad()``.
+        recorded only when some parent requires grad, and not inside ``no_grad()``. Integer and
+        boolean results become float64, as in ``Tensor()``; ``parents`` is a tuple of Tensors.
         """
-        # Built with __new__, skipping __init__'s checks and copy: it runs for every operation.
-        out = Tensor.__new__(Tensor)
-        out.data = data if type(data) is np.ndarray else np.asarray(data)  # numpy may return a scalar
+        # Built with object.__new__, skipping __init__'s checks and copy: this runs for every operation.
+        # numpy may return a scalar, a custom op an int or bool array: as_result makes each a float array.
+        out = new_object(Tensor)
+        out.data = data if type(data) is ndarray and (data.dtype is F64 or data.dtype is F32) else as_result(data, op)
         out.grad, out.name, out._op = None, None, op
-        parents = tuple(parents)
-        if grad_mode.enabled and any_requires_grad(parents):
+        parents = parents if type(parents) is tuple else as_parents(parents, op)
+        if grad_mode.enabled and any_requires_grad(parents, op):
             out.requires_grad, out._prev, out._backward = True, parents, backward
         else:
             out.requires_grad, out._prev, out._backward = False, (), None
@@ -109,7 +113,7 @@ class Tensor:
                 if type(pg) is not np.ndarray or pg.shape != parent.data.shape:
                     pg = as_gradient(node, parent, pg)  # a wrong shape is an error naming the op
                 if pg.dtype != parent.data.dtype:  # e.g. a float32 tensor times a float64 array
-                    pg = pg.astype(parent.data.dtype)
+                    pg = cast_gradient(node, parent, pg)  # a complex or object gradient is an error
                 pending[parent] = pending[parent] + pg if parent in pending else pg  # used twice: add
         stored: set[int] = set()  # only now add into .grad: a rule that raised has changed no .grad
         for node, g in done:
@@ -169,10 +173,10 @@ class Tensor:
 
     def __truediv__(self, other: ArrayLike) -> Tensor:
         other = as_operand(other, like=self)
-        a, b = self.data, other.data
-        def backward(g):  # d(a/b)/da = 1/b and d(a/b)/db = -a/b²
-            return unbroadcast(g / b, a.shape), unbroadcast(-g * a / (b * b), b.shape)
-        return Tensor.record(apply_elementwise("div", np.divide, self, other), (self, other), "div", backward)
+        a, b, y = self.data, other.data, apply_elementwise("div", np.divide, self, other)
+        def backward(g):  # d(a/b)/da = 1/b and d(a/b)/db = -a/b² = -(1/b)(a/b), without b² (it overflows)
+            return unbroadcast(g_b := g / b, a.shape), unbroadcast(-g_b * y, b.shape)
+        return Tensor.record(y, (self, other), "div", backward)
 
     def __pow__(self, exponent: float) -> Tensor:
         p, x = check_exponent(exponent), self.data
@@ -391,10 +395,3 @@ def log_softmax_values(x: np.ndarray, axis: int) -> np.ndarray:
     """
     shifted = x - x.max(axis=axis, keepdims=True)
     return shifted - np.log(np.exp(shifted).sum(axis=axis, keepdims=True))
-
-
-def any_requires_grad(tensors: tuple[Tensor, ...]) -> bool:
-    for t in tensors:  # a plain loop: this runs for every op, and any(<generator>) is slower
-        if t.requires_grad:
-            return True
-    return False
