@@ -211,3 +211,19 @@ def test_negative_elbo_refuses_noise_of_the_wrong_shape(shape) -> None:
     with pytest.raises(ValueError, match=r"negative_elbo: eps must have shape \(4, 2\)"):
         vae.negative_elbo(x, np.ones(shape))
     assert vae.negative_elbo(Tensor(x), np.ones((4, 2))).size == 1
+
+
+def test_a_wrapper_made_with_functools_wraps_is_not_taken_for_the_loss_it_wraps():
+    """wraps copies the loss's mark; a wrapper that sums must not pass as a known mean loss."""
+    import functools as _functools
+
+    @_functools.wraps(nn.mse_loss)
+    def summed(pred, target):
+        return nn.mse_loss(pred, target, reduction="sum")
+
+    info = nn.loss_info(summed)
+    assert info.kind is None
+    rng = np.random.default_rng(0)
+    X, y = rng.normal(size=(4, 2)), rng.normal(size=(4, 1))
+    with pytest.raises(TypeError, match="per_sample_gradients: loss_fn must be one of this library's losses"):
+        minibatch.per_sample_gradients(nn.MLP([2, 3, 1], rng=0), summed, X, y)

@@ -340,7 +340,9 @@ def loss_info(loss_fn: Any) -> LossInfo:
         keywords = {**loss_fn.keywords, **keywords}
         loss_fn = loss_fn.func
     marked = getattr(loss_fn, "loss_kind", None)
-    if marked is None:
+    # functools.wraps copies the mark onto a wrapper, which may sum or mix samples: the mark is
+    # trusted only on this module's own functions, never on something that wraps one.
+    if marked is None or hasattr(loss_fn, "__wrapped__"):
         return LossInfo(kind=None, reduction="mean", classification=None)
     kind, classification = marked
     return LossInfo(kind=kind, reduction=keywords.get("reduction", "mean"), classification=classification)
