@@ -301,7 +301,9 @@ def per_sample_gradients(model: nn.Module, loss_fn: LossFn, X: Any, y: Any) -> G
         for layer, h, g in rows:  # h: (B, T, in) inputs, g: (B, T, out) output gradients ∂ℓ_i/∂z_i
             # Inputs with extra axes (B, T, features) contribute a sum over T of outer products.
             if layer.weight.requires_grad:
-                _add_per_sample(per_sample, layer.weight, np.einsum("bti,bto->bio", h, g))
+                outer = (np.einsum("bi,bo->bio", h[:, 0], g[:, 0]) if h.shape[1] == 1  # the usual case; faster
+                         else np.einsum("bti,bto->bio", h, g))
+                _add_per_sample(per_sample, layer.weight, outer)
             if layer.bias is not None and layer.bias.requires_grad:
                 _add_per_sample(per_sample, layer.bias, g.sum(axis=1))
         stacked = [per_sample[id(p)] if id(p) in per_sample else np.zeros((B, *p.shape), p.dtype) for p in params]
