@@ -26,6 +26,11 @@ Objects shared by the cases are built once below; a failing call must leave them
 
 from __future__ import annotations
 
+import atexit
+import functools
+import pickle
+import shutil
+import tempfile
 from collections import Counter
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -36,8 +41,13 @@ import numpy as np
 import pytest
 
 import tinygrad_mb
-from tinygrad_mb import GradcheckError, Tensor, gradcheck, nn, no_grad
+import viz
+from tinygrad_mb import GradcheckError, Tensor, gradcheck, minibatch, nn, no_grad, optim
+from tinygrad_mb.checkpoint import Checkpoint, CheckpointError, check_destination, read_checkpoint, write_checkpoint
 from tinygrad_mb.data import batches, make_moons, make_regression, make_spirals
+from tinygrad_mb.distributed import data_parallel_gradient, shard_arrays
+from tinygrad_mb.train import Trainer
+from tinygrad_mb.vae import VAE, aevb_step
 
 
 # ------------------------------------------------------------------------------ the table
@@ -653,7 +663,493 @@ DATA_CASES = [
     Case("data/generators-accept-generator-and-numpy-ints", data_generators_accept_a_generator_and_numpy_ints, None),
 ]
 
-CASES: list[Case] = [*TENSOR_CASES, *NN_CASES, *LOSS_CASES, *GRADCHECK_CASES, *DATA_CASES]
+
+# ------------------------------------------------------------------------------ minibatch
+X4 = np.linspace(-1.0, 1.0, 8).reshape(4, 2)
+Y4 = np.array([0, 1, 1, 0])
+SUM_CE = functools.partial(nn.cross_entropy, reduction="sum")
+M = params(MODEL)
+
+
+def float_loss(pred: Tensor, target: Any) -> float:
+    return float(np.mean(pred.data))  # a number, not a Tensor: no graph to backpropagate
+
+
+def own_loss(pred: Tensor, target: Any) -> Tensor:
+    return nn.cross_entropy(pred, target)  # unknown to the library: might mix samples
+
+
+class Doubled(nn.Module):
+    """A layer the per-sample formulas cannot split: its own forward."""
+
+    def __init__(self) -> None:
+        self.inner = nn.Linear(2, 2, rng=0)
+
+    def forward(self, x: Tensor) -> Tensor:
+        return self.inner(x) * 2.0
+
+
+DOUBLED = Doubled()
+for _p in DOUBLED.parameters():
+    with_grad(_p)
+
+MINIBATCH_CASES: list[Case] = [
+    Case("minibatch/per-sample-not-a-model", lambda: minibatch.per_sample_average(3, nn.cross_entropy, X4, Y4),
+         TypeError, ("per_sample_average", "model must be an nn.Module")),
+    Case("minibatch/per-sample-length-mismatch", lambda: minibatch.per_sample_average(MODEL, nn.cross_entropy,
+                                                                                       X4, Y4[:3]),
+         ValueError, ("per_sample_average", "4 samples", "3"), M),
+    Case("minibatch/per-sample-sum-partial", lambda: minibatch.per_sample_average(MODEL, SUM_CE, X4, Y4),
+         ValueError, ("per_sample_average", "'sum'"), M),
+    Case("minibatch/per-sample-float-loss", lambda: minibatch.per_sample_average(MODEL, float_loss, X4, Y4),
+         TypeError, ("per_sample_average", "got float"), M),
+    Case("minibatch/batched-mean-empty-batch", lambda: minibatch.batched_mean(MODEL, nn.cross_entropy,
+                                                                              X4[:0], Y4[:0]),
+         ValueError, ("batched_mean", "empty"), M),
+    Case("minibatch/batched-mean-scalar-X", lambda: minibatch.batched_mean(MODEL, nn.cross_entropy, 1.0, Y4),
+         ValueError, ("batched_mean", "one sample per row", "()"), M),
+    Case("minibatch/batched-mean-ragged-X", lambda: minibatch.batched_mean(MODEL, nn.cross_entropy,
+                                                                           [[1.0, 2.0], [3.0]], Y4[:2]),
+         TypeError, ("batched_mean", "X cannot be made an array"), M),
+    Case("minibatch/batched-mean-loss-not-callable", lambda: minibatch.batched_mean(MODEL, "mse", X4, Y4),
+         TypeError, ("batched_mean", "loss_fn must be a function", "str"), M),
+    Case("minibatch/batched-mean-float-loss", lambda: minibatch.batched_mean(MODEL, float_loss, X4, Y4),
+         TypeError, ("batched_mean", "Tensor holding one number"), M),
+    Case("minibatch/accumulated-zero-micro-batch", lambda: minibatch.accumulated(MODEL, nn.cross_entropy,
+                                                                                 X4, Y4, 0),
+         ValueError, ("accumulated", "micro_batch", "0"), M),
+    Case("minibatch/accumulated-float-micro-batch", lambda: minibatch.accumulated(MODEL, nn.cross_entropy,
+                                                                                  X4, Y4, 2.5),
+         ValueError, ("accumulated", "micro_batch", "2.5"), M),
+    Case("minibatch/accumulated-bool-micro-batch", lambda: minibatch.accumulated(MODEL, nn.cross_entropy,
+                                                                                 X4, Y4, True),
+         ValueError, ("accumulated", "micro_batch", "True"), M),
+    Case("minibatch/accumulated-sum-partial", lambda: minibatch.accumulated(MODEL, SUM_CE, X4, Y4, 2),
+         ValueError, ("accumulated", "'sum'"), M),
+    Case("minibatch/accumulated-float-loss", lambda: minibatch.accumulated(MODEL, float_loss, X4, Y4, 2),
+         TypeError, ("accumulated", "got float"), M),
+    Case("minibatch/naive-accumulated-negative-micro-batch",
+         lambda: minibatch.naive_accumulated(MODEL, nn.cross_entropy, X4, Y4, -1),
+         ValueError, ("naive_accumulated", "micro_batch", "-1"), M),
+    Case("minibatch/naive-accumulated-sum-partial", lambda: minibatch.naive_accumulated(MODEL, SUM_CE, X4, Y4, 2),
+         ValueError, ("naive_accumulated", "'sum'"), M),
+    Case("minibatch/sum-estimate-dataset-smaller-than-batch",
+         lambda: minibatch.sum_estimate(MODEL, nn.cross_entropy, X4, Y4, 3),
+         ValueError, ("sum_estimate", "dataset_size", "batch size 4", "3"), M),
+    Case("minibatch/sum-estimate-float-dataset-size",
+         lambda: minibatch.sum_estimate(MODEL, nn.cross_entropy, X4, Y4, 10.0),
+         ValueError, ("sum_estimate", "10.0"), M),
+    Case("minibatch/sum-estimate-sum-partial", lambda: minibatch.sum_estimate(MODEL, SUM_CE, X4, Y4, 10),
+         ValueError, ("sum_estimate", "'sum'"), M),
+    Case("minibatch/per-sample-gradients-own-loss",
+         lambda: minibatch.per_sample_gradients(MODEL, own_loss, X4, Y4),
+         TypeError, ("per_sample_gradients", "this library's losses"), M),
+    Case("minibatch/per-sample-gradients-own-layer",
+         lambda: minibatch.per_sample_gradients(DOUBLED, nn.cross_entropy, X4, Y4),
+         TypeError, ("per_sample_gradients", "cannot vectorise", "Loop instead"), params(DOUBLED)),
+    Case("minibatch/per-sample-gradients-sum-partial",
+         lambda: minibatch.per_sample_gradients(MODEL, SUM_CE, X4, Y4),
+         ValueError, ("per_sample_gradients", "'sum'"), M),
+    Case("minibatch/grad-norms-own-layer",
+         lambda: minibatch.per_sample_grad_norms(DOUBLED, nn.cross_entropy, X4, Y4),
+         TypeError, ("per_sample_grad_norms", "cannot vectorise"), params(DOUBLED)),
+    Case("minibatch/grad-norms-length-mismatch",
+         lambda: minibatch.per_sample_grad_norms(MODEL, nn.cross_entropy, X4, Y4[:2]),
+         ValueError, ("per_sample_grad_norms", "4 samples", "2"), M),
+    Case("minibatch/clipped-mean-zero-max-norm", lambda: minibatch.clipped_mean(MODEL, nn.cross_entropy, X4, Y4, 0),
+         ValueError, ("clipped_mean", "max_norm", "0"), M),
+    Case("minibatch/clipped-mean-nan-max-norm",
+         lambda: minibatch.clipped_mean(MODEL, nn.cross_entropy, X4, Y4, float("nan")),
+         ValueError, ("clipped_mean", "max_norm", "nan"), M),
+    Case("minibatch/clipped-mean-string-max-norm",
+         lambda: minibatch.clipped_mean(MODEL, nn.cross_entropy, X4, Y4, "1"),
+         ValueError, ("clipped_mean", "max_norm", "'1'"), M),
+    Case("minibatch/clipped-mean-own-loss", lambda: minibatch.clipped_mean(MODEL, own_loss, X4, Y4, 1.0),
+         TypeError, ("clipped_mean", "this library's losses"), M),
+    Case("minibatch/noise-scale-one-sample",
+         lambda: minibatch.gradient_noise_scale(MODEL, nn.cross_entropy, X4[:1], Y4[:1]),
+         ValueError, ("gradient_noise_scale", "at least 2"), M),
+    Case("minibatch/noise-scale-dataset-smaller-than-batch",
+         lambda: minibatch.gradient_noise_scale(MODEL, nn.cross_entropy, X4, Y4, dataset_size=2),
+         ValueError, ("gradient_noise_scale", "dataset_size", "2"), M),
+    Case("minibatch/noise-scale-sum-partial", lambda: minibatch.gradient_noise_scale(MODEL, SUM_CE, X4, Y4),
+         ValueError, ("per_sample_grad_norms", "'sum'"), M),
+    Case("minibatch/error-first-unknown-variant",
+         lambda: minibatch.error_first(MODEL, nn.cross_entropy, X4, Y4, variant="median"),
+         ValueError, ("error_first", "'median'", "mean_input"), M),
+    Case("minibatch/error-first-mean-residual-needs-mse",
+         lambda: minibatch.error_first(MODEL, nn.cross_entropy, X4, Y4, variant="mean_residual"),
+         ValueError, ("error_first", "mean_residual", "nn.mse_loss"), M),
+    Case("minibatch/error-first-sum-partial", lambda: minibatch.error_first(MODEL, SUM_CE, X4, Y4),
+         ValueError, ("error_first", "'sum'"), M),
+    Case("minibatch/error-first-float-loss", lambda: minibatch.error_first(MODEL, float_loss, X4, Y4),
+         TypeError, ("error_first", "got float"), M),
+    Case("minibatch/batched-mean-wrong-feature-count",
+         lambda: minibatch.batched_mean(MODEL, nn.cross_entropy, np.ones((4, 3)), Y4), ValueError,
+         ("linear", "2 features", "(4, 3)"), M),
+    Case("minibatch/batched-mean-string-X",
+         lambda: minibatch.batched_mean(MODEL, nn.cross_entropy, np.full((4, 2), "a"), Y4), TypeError,
+         ("Tensor", "<U1"), M),
+    Case("minibatch/per-sample-gradients-mse-target-shape",
+         lambda: minibatch.per_sample_gradients(MODEL, nn.mse_loss, X4, np.zeros((4, 3))), ValueError,
+         ("mse_loss", "(4, 2)", "(4, 3)"), M),
+    Case("minibatch/check-loss-fn-sum-partial", lambda: minibatch.check_loss_fn(
+        functools.partial(nn.mse_loss, reduction="sum"), "my_op"), ValueError, ("my_op", "'sum'")),
+    Case("minibatch/check-batch-not-a-model", lambda: minibatch.check_batch(nn.cross_entropy, X4, Y4, "my_op"),
+         TypeError, ("my_op", "model must be an nn.Module", "function")),
+]
+
+
+# ------------------------------------------------------------------------------ optim
+OPT_A = with_grad(Tensor([1.0, 2.0], requires_grad=True, name="opt_a"))
+OPT_B = Tensor([[3.0, 4.0]], requires_grad=True, name="opt_b")
+OPT_B.grad = np.ones(3)  # wrong shape: step must refuse before it changes opt_a
+OPT_P = with_grad(Tensor([0.5, -0.5], requires_grad=True, name="opt_p"))
+OPT_Q = with_grad(Tensor([[1.0], [2.0]], requires_grad=True, name="opt_q"))
+SGD_OPT = optim.SGD([OPT_P, OPT_Q], lr=0.1, momentum=0.9)
+ADAM_OPT = optim.Adam([OPT_P, OPT_Q], lr=0.1)
+SGD_STATE = SGD_OPT.state_dict()
+ADAM_STATE = ADAM_OPT.state_dict()
+OPTIMIZERS = both(tensors(OPT_P, OPT_Q), SGD_OPT.state_dict, ADAM_OPT.state_dict,
+                  lambda: (SGD_OPT.lr, SGD_OPT.momentum, ADAM_OPT.lr, ADAM_OPT.betas))
+
+
+def replaced(state: dict[str, Any], part: str | None, key: str, value: Any) -> dict[str, Any]:
+    """A copy of an optimizer state with one entry (of ``state[part]``, or of the top level) replaced."""
+    new = {k: (dict(v) if isinstance(v, dict) else v) for k, v in state.items()}
+    (new if part is None else new[part])[key] = value
+    return new
+
+
+def step_with_lr(lr: Any) -> None:
+    opt = optim.SGD([OPT_P], lr=0.1)
+    opt.lr = lr  # a schedule that computed a bad rate
+    opt.step()
+
+
+OPTIM_CASES: list[Case] = [
+    Case("optim/sgd-negative-lr", lambda: optim.SGD([OPT_P], lr=-0.1), ValueError, ("SGD", "lr", "-0.1")),
+    Case("optim/sgd-zero-lr", lambda: optim.SGD([OPT_P], lr=0), ValueError, ("SGD", "lr", "positive")),
+    Case("optim/sgd-string-lr", lambda: optim.SGD([OPT_P], lr="0.1"), ValueError, ("SGD", "lr", "'0.1'", "str")),
+    Case("optim/sgd-momentum-one", lambda: optim.SGD([OPT_P], lr=0.1, momentum=1.0), ValueError,
+         ("SGD", "momentum", "[0, 1)", "1.0")),
+    Case("optim/sgd-negative-weight-decay", lambda: optim.SGD([OPT_P], lr=0.1, weight_decay=-1e-4), ValueError,
+         ("SGD", "weight_decay", "-0.0001")),
+    Case("optim/sgd-single-tensor", lambda: optim.SGD(OPT_P, lr=0.1), TypeError, ("SGD", "single Tensor")),
+    Case("optim/sgd-empty-list", lambda: optim.SGD([], lr=0.1), ValueError, ("SGD", "empty parameter list")),
+    Case("optim/sgd-duplicate-parameter", lambda: optim.SGD([OPT_P, OPT_Q, OPT_P], lr=0.1), ValueError,
+         ("SGD", "parameter 2", "'opt_p'", "same tensor as parameter 0")),
+    Case("optim/sgd-no-grad-tensor", lambda: optim.SGD([OPT_P, Tensor([1.0])], lr=0.1), ValueError,
+         ("SGD", "parameter 1", "requires_grad=True")),
+    Case("optim/adam-one-beta", lambda: optim.Adam([OPT_P], betas=(0.9,)), ValueError, ("Adam", "betas", "(0.9,)")),
+    Case("optim/adam-beta-one", lambda: optim.Adam([OPT_P], betas=(0.9, 1.0)), ValueError,
+         ("Adam", "betas[1]", "1.0")),
+    Case("optim/adam-zero-eps", lambda: optim.Adam([OPT_P], eps=0.0), ValueError, ("Adam", "eps", "0.0")),
+    Case("optim/adam-infinite-lr", lambda: optim.Adam([OPT_P], lr=float("inf")), ValueError, ("Adam", "lr", "inf")),
+    Case("optim/sgld-zero-dataset-size", lambda: optim.SGLD([OPT_P], lr=0.1, dataset_size=0), ValueError,
+         ("SGLD", "dataset_size", ">= 1", "0")),
+    Case("optim/sgld-float-dataset-size", lambda: optim.SGLD([OPT_P], lr=0.1, dataset_size=100.0), ValueError,
+         ("SGLD", "dataset_size", "100.0")),
+    Case("optim/sgld-negative-seed", lambda: optim.SGLD([OPT_P], lr=0.1, dataset_size=10, seed=-1), ValueError,
+         ("SGLD", "seed", "-1")),
+    Case("optim/sgld-negative-prior", lambda: optim.SGLD([OPT_P], lr=0.1, dataset_size=10, prior_precision=-1.0),
+         ValueError, ("SGLD", "prior_precision", "-1.0")),
+    Case("optim/step-bad-grad-shape-leaves-earlier-parameters",
+         lambda: optim.SGD([OPT_A, OPT_B], lr=0.1).step(), ValueError,
+         ("SGD.step", "parameter 1", "'opt_b'", "(3,)", "(1, 2)", "No parameter was changed"),
+         tensors(OPT_A, OPT_B)),
+    Case("optim/step-nan-lr-from-a-schedule", lambda: step_with_lr(float("nan")), ValueError,
+         ("SGD.step", "lr", "nan"), tensors(OPT_P)),
+    Case("optim/load-not-a-dict", lambda: SGD_OPT.load_state_dict([1, 2]), TypeError, ("SGD", "dict", "list"),
+         OPTIMIZERS),
+    Case("optim/load-other-kind", lambda: SGD_OPT.load_state_dict(ADAM_STATE), ValueError,
+         ("SGD", "'Adam'"), OPTIMIZERS),
+    Case("optim/load-missing-key", lambda: SGD_OPT.load_state_dict({"kind": "SGD", "state": {}}), ValueError,
+         ("SGD", "keys", "hyperparameters"), OPTIMIZERS),
+    Case("optim/load-bad-lr", lambda: SGD_OPT.load_state_dict(replaced(SGD_STATE, "hyperparameters", "lr", -1.0)),
+         ValueError, ("SGD", "lr", "-1.0"), OPTIMIZERS),
+    Case("optim/load-velocity-too-short",
+         lambda: SGD_OPT.load_state_dict(replaced(SGD_STATE, "state", "velocity", [None])),
+         ValueError, ("SGD", "'velocity'", "1 entries", "2 parameters"), OPTIMIZERS),
+    Case("optim/load-velocity-wrong-shape",
+         lambda: SGD_OPT.load_state_dict(replaced(SGD_STATE, "state", "velocity", [np.zeros(3), None])),
+         ValueError, ("SGD", "'velocity'", "parameter 0", "(3,)", "(2,)"), OPTIMIZERS),
+    Case("optim/load-adam-negative-v",
+         lambda: ADAM_OPT.load_state_dict(replaced(ADAM_STATE, "state", "v", [np.full(2, -1.0), np.zeros((2, 1))])),
+         ValueError, ("Adam", "'v'", "negative"), OPTIMIZERS),
+    Case("optim/load-adam-nan-m",
+         lambda: ADAM_OPT.load_state_dict(replaced(ADAM_STATE, "state", "m", [np.full(2, np.nan), np.zeros((2, 1))])),
+         ValueError, ("Adam", "'m'", "non-finite"), OPTIMIZERS),
+    Case("optim/load-adam-float-steps",
+         lambda: ADAM_OPT.load_state_dict(replaced(ADAM_STATE, "state", "steps", [1.5, 0])),
+         TypeError, ("Adam", "'steps'", "whole number", "1.5"), OPTIMIZERS),
+    Case("optim/load-adam-int-m",
+         lambda: ADAM_OPT.load_state_dict(replaced(ADAM_STATE, "state", "m", [np.zeros(2, int), np.zeros((2, 1))])),
+         TypeError, ("Adam", "'m'", "float numpy array", "int64"), OPTIMIZERS),
+]
+
+
+# ------------------------------------------------------------------------------ files for the cases
+SCRATCH = Path(tempfile.mkdtemp(prefix="tinygrad_mb_bad_input_"))
+atexit.register(shutil.rmtree, SCRATCH, ignore_errors=True)
+EMPTY_FILE = SCRATCH / "empty.ckpt"
+EMPTY_FILE.write_bytes(b"")
+FOREIGN_FILE = SCRATCH / "notes.ckpt"
+FOREIGN_FILE.write_text("these are my notes, not a checkpoint\n")
+MISSING_FILE = SCRATCH / "missing.ckpt"
+A_FILE = SCRATCH / "a_file"  # a file where a folder is wanted
+A_FILE.write_text("in the way\n")
+A_FOLDER_SVG = SCRATCH / "folder.svg"  # a folder whose name looks like a picture's
+A_FOLDER_SVG.mkdir()
+MARKER = SCRATCH / "unpickled.marker"  # exists only if the pickle below was ever loaded
+
+
+class CreatesMarker:
+    def __reduce__(self) -> tuple[Any, tuple[str, str]]:
+        return (open, (str(MARKER), "w"))  # unpickling would create MARKER
+
+
+PICKLE_FILE = SCRATCH / "evil.ckpt"
+PICKLE_FILE.write_bytes(pickle.dumps(CreatesMarker()))
+FILES = files(EMPTY_FILE, FOREIGN_FILE, MISSING_FILE, A_FILE, MARKER, PICKLE_FILE)
+
+
+# ------------------------------------------------------------------------------ train
+TRAIN_MODEL = nn.MLP([2, 3, 2], rng=7)
+for _p in TRAIN_MODEL.parameters():
+    with_grad(_p)
+TRAIN_OPT = optim.SGD(TRAIN_MODEL.parameters(), lr=0.1, momentum=0.5)
+TRAINER = Trainer(TRAIN_MODEL, nn.cross_entropy, TRAIN_OPT, progress=False)
+X8 = np.linspace(-1.0, 1.0, 16).reshape(8, 2)
+Y8 = np.array([0, 1, 1, 0, 1, 0, 0, 1])
+Y8_LATE_BAD = np.array([0, 1, 1, 0, 1, 0, 0, 5])  # class 5 of 2, met only in the 4th batch
+TRAINED = both(params(TRAIN_MODEL), TRAIN_OPT.state_dict, lambda: (TRAINER.epochs_done, TRAINER.history), FILES)
+
+
+def trainer(**kwargs: Any) -> Trainer:
+    return Trainer(TRAIN_MODEL, nn.cross_entropy, TRAIN_OPT, **{"progress": False, **kwargs})
+
+
+def fit_fewer_epochs_than_done() -> None:
+    model = nn.MLP([2, 2], rng=0)
+    t = Trainer(model, nn.cross_entropy, optim.SGD(model.parameters(), lr=0.1), progress=False)
+    t.fit(X8, Y8, batch_size=8, epochs=1)
+    before = [p.data.copy() for p in model.parameters()]
+    try:
+        t.fit(X8, Y8, batch_size=8, epochs=1)  # epochs counts the total: 1 is done already
+    finally:
+        assert all(np.array_equal(b, p.data) for b, p in zip(before, model.parameters()))
+
+
+TRAIN_CASES: list[Case] = [
+    Case("train/unknown-strategy", lambda: trainer(strategy="sgd"), ValueError,
+         ("Trainer", "unknown strategy", "'sgd'", "batched_mean"), TRAINED),
+    Case("train/micro-batch-zero", lambda: trainer(strategy="accumulated", micro_batch=0), ValueError,
+         ("accumulated", "micro_batch", "0"), TRAINED),
+    Case("train/micro-batch-float", lambda: trainer(strategy="accumulated", micro_batch=2.5), ValueError,
+         ("micro_batch", "2.5"), TRAINED),
+    Case("train/micro-batch-missing", lambda: trainer(strategy="naive_accumulated"), ValueError,
+         ("naive_accumulated", "micro_batch", "None"), TRAINED),
+    Case("train/micro-batch-with-batched-mean", lambda: trainer(micro_batch=4), ValueError,
+         ("Trainer", "micro_batch", "'batched_mean'"), TRAINED),
+    Case("train/error-first-without-variant", lambda: trainer(strategy="error_first"), ValueError,
+         ("Trainer", "error_first", "variant", "None"), TRAINED),
+    Case("train/error-first-unknown-variant", lambda: trainer(strategy="error_first", variant="median"), ValueError,
+         ("Trainer", "'median'"), TRAINED),
+    Case("train/variant-with-batched-mean", lambda: trainer(variant="mean_input"), ValueError,
+         ("Trainer", "variant", "'batched_mean'"), TRAINED),
+    Case("train/checkpoint-number", lambda: trainer(checkpoint=42), TypeError, ("Trainer", "checkpoint", "42"),
+         TRAINED),
+    Case("train/sum-reduced-loss", lambda: Trainer(TRAIN_MODEL, SUM_CE, TRAIN_OPT), ValueError,
+         ("Trainer", "'sum'"), TRAINED),
+    Case("train/optimizer-of-another-model", lambda: Trainer(MODEL, nn.cross_entropy, TRAIN_OPT), ValueError,
+         ("Trainer", "not parameters of the model"), both(TRAINED, M)),
+    Case("train/fit-float-epochs", lambda: TRAINER.fit(X8, Y8, epochs=2.5), ValueError,
+         ("Trainer.fit", "epochs", "2.5"), TRAINED),
+    Case("train/fit-string-epochs", lambda: TRAINER.fit(X8, Y8, epochs="3"), ValueError,
+         ("Trainer.fit", "epochs", "'3'"), TRAINED),
+    Case("train/fit-negative-seed", lambda: TRAINER.fit(X8, Y8, seed=-1), ValueError,
+         ("Trainer.fit", "seed", "-1"), TRAINED),
+    Case("train/fit-zero-batch-size", lambda: TRAINER.fit(X8, Y8, batch_size=0), ValueError,
+         ("Trainer.fit", "batch_size", ">= 1", "0"), TRAINED),
+    Case("train/fit-shuffle-string", lambda: TRAINER.fit(X8, Y8, shuffle="yes"), TypeError,
+         ("Trainer.fit", "shuffle", "'yes'"), TRAINED),
+    Case("train/fit-length-mismatch", lambda: TRAINER.fit(X8, Y8[:5]), ValueError,
+         ("Trainer.fit", "8 samples", "5"), TRAINED),
+    Case("train/fit-label-out-of-range-in-a-late-batch",
+         lambda: TRAINER.fit(X8, Y8_LATE_BAD, batch_size=2, epochs=1, shuffle=False), ValueError,
+         ("Trainer.fit", "epoch 1, batch 4", "5"), TRAINED),
+    Case("train/fit-validation-label-out-of-range",
+         lambda: TRAINER.fit(X8, Y8, epochs=1, validation=(X8[:2], np.array([0, 9]))), ValueError,
+         ("Trainer.fit", "validation data, checked before training", "9"), TRAINED),
+    Case("train/fit-validation-not-a-pair", lambda: TRAINER.fit(X8, Y8, validation=X8), TypeError,
+         ("Trainer.fit", "validation", "pair"), TRAINED),
+    Case("train/fit-validation-other-features",
+         lambda: TRAINER.fit(X8, Y8, validation=(np.zeros((2, 3)), np.array([0, 1]))), ValueError,
+         ("Trainer.fit", "validation samples", "(3,)", "(2,)"), TRAINED),
+    Case("train/fit-sgld-dataset-size-mismatch",
+         lambda: Trainer(TRAIN_MODEL, nn.cross_entropy, optim.SGLD(TRAIN_MODEL.parameters(), lr=0.01,
+                                                                   dataset_size=100, seed=0),
+                         progress=False).fit(X8, Y8, epochs=1),
+         ValueError, ("Trainer.fit", "dataset_size=100", "8 samples"), TRAINED),
+    Case("train/fit-checkpoint-below-a-file",
+         lambda: trainer(checkpoint=A_FILE / "run.ckpt").fit(X8, Y8, epochs=1), CheckpointError,
+         ("Trainer.fit", "a_file"), TRAINED),
+    Case("train/fit-float-labels-name-the-batch",
+         lambda: TRAINER.fit(X8, Y8 + 0.5, batch_size=4, epochs=1, shuffle=False), TypeError,
+         ("Trainer.fit", "epoch 1, batch 1", "cross_entropy", "integer class ids"), TRAINED),
+    Case("train/fit-wrong-feature-count", lambda: TRAINER.fit(np.ones((8, 3)), Y8, epochs=1), ValueError,
+         ("Trainer.fit", "epoch 1, batch 1", "linear", "(2, 3)"), TRAINED),
+    Case("train/fit-fewer-epochs-than-done", fit_fewer_epochs_than_done, ValueError,
+         ("Trainer.fit", "already trained 1 epochs", "epochs=2")),
+    Case("train/evaluate-label-out-of-range", lambda: TRAINER.evaluate(X8, Y8 * 3), ValueError,
+         ("cross_entropy", "label 3", "2 classes"), TRAINED),
+    Case("train/save-into-a-folder", lambda: TRAINER.save(SCRATCH), CheckpointError,
+         ("Trainer.save", "is a directory"), TRAINED),
+    Case("train/load-missing-file", lambda: TRAINER.load(MISSING_FILE), CheckpointError,
+         ("Trainer.load", "missing.ckpt", "cannot be read"), TRAINED),
+    Case("train/load-empty-file", lambda: TRAINER.load(EMPTY_FILE), CheckpointError,
+         ("Trainer.load", "empty.ckpt", "empty"), TRAINED),
+    Case("train/load-foreign-file", lambda: TRAINER.load(FOREIGN_FILE), CheckpointError,
+         ("Trainer.load", "notes.ckpt", "not a checkpoint"), TRAINED),
+    Case("train/load-a-folder", lambda: TRAINER.load(SCRATCH), CheckpointError,
+         ("Trainer.load", "not a regular file"), TRAINED),
+    Case("train/save-over-a-foreign-file", lambda: TRAINER.save(FOREIGN_FILE), CheckpointError,
+         ("Trainer.save", "notes.ckpt", "not overwritten"), TRAINED),
+]
+
+
+# ------------------------------------------------------------------------------ checkpoint
+CHECKPOINT_CASES: list[Case] = [
+    Case("checkpoint/write-history-not-one-per-epoch",
+         lambda: write_checkpoint(SCRATCH / "new.ckpt", Checkpoint(TRAIN_MODEL.state_dict(), TRAIN_OPT.state_dict(),
+                                                                   2, {"loss": [1.0]})),
+         CheckpointError, ("write_checkpoint", "new.ckpt", "one value per epoch", "(2)"),
+         both(TRAINED, files(SCRATCH / "new.ckpt"))),
+    Case("checkpoint/write-nan-parameter",
+         lambda: write_checkpoint(SCRATCH / "new.ckpt", Checkpoint({"w": np.array([np.nan])}, SGD_STATE, 0, {})),
+         CheckpointError, ("write_checkpoint", "NaN or inf", "'w'"), files(SCRATCH / "new.ckpt")),
+    Case("checkpoint/destination-below-a-file", lambda: check_destination(A_FILE / "run.ckpt"), CheckpointError,
+         ("check_destination", "a_file"), FILES),
+    Case("checkpoint/read-a-pickle-never-unpickles", lambda: read_checkpoint(PICKLE_FILE), CheckpointError,
+         ("read_checkpoint", "evil.ckpt", "pickle"), FILES),
+    Case("checkpoint/read-missing-file", lambda: read_checkpoint(MISSING_FILE), CheckpointError,
+         ("read_checkpoint", "missing.ckpt"), FILES),
+    Case("checkpoint/read-below-a-file", lambda: read_checkpoint(A_FILE / "run.ckpt"), CheckpointError,
+         ("read_checkpoint", "run.ckpt"), FILES),
+]
+
+
+# ------------------------------------------------------------------------------ vae
+SMALL_VAE = VAE(data_dim=4, hidden=3, latent=2, rng=0)
+VAE_OPT = optim.Adam(SMALL_VAE.parameters(), lr=0.01)
+VAE_X = (np.arange(12).reshape(3, 4) % 2).astype(float)
+VAE_GEN = np.random.default_rng(5)
+VAE_STATE = both(params(SMALL_VAE), VAE_OPT.state_dict, generator(VAE_GEN))
+
+VAE_CASES: list[Case] = [
+    Case("vae/negative-elbo-eps-wrong-latent", lambda: SMALL_VAE.negative_elbo(VAE_X, np.zeros((3, 3))), ValueError,
+         ("negative_elbo", "eps", "(3, 2)", "(3, 3)"), VAE_STATE),
+    Case("vae/negative-elbo-one-eps-for-all", lambda: SMALL_VAE.negative_elbo(VAE_X, np.zeros(2)), ValueError,
+         ("negative_elbo", "(3, 2)", "(2,)"), VAE_STATE),
+    Case("vae/negative-elbo-wrong-pixel-count", lambda: SMALL_VAE.negative_elbo(np.ones((3, 5)), np.zeros((3, 2))),
+         ValueError, ("linear", "4 features", "(3, 5)"), VAE_STATE),
+    Case("vae/reconstruct-wrong-pixel-count", lambda: SMALL_VAE.reconstruct(np.ones((2, 3))), ValueError,
+         ("linear", "4 features", "(2, 3)"), VAE_STATE),
+    Case("vae/zero-latent", lambda: VAE(data_dim=4, hidden=3, latent=0), ValueError, ("MLP", "sizes[2]", "0")),
+    Case("vae/aevb-zero-dataset-size", lambda: aevb_step(SMALL_VAE, VAE_OPT, VAE_X, 0, VAE_GEN), ValueError,
+         ("aevb_step", "dataset_size", "0"), VAE_STATE),
+    Case("vae/aevb-float-dataset-size", lambda: aevb_step(SMALL_VAE, VAE_OPT, VAE_X, 10.0, VAE_GEN), ValueError,
+         ("aevb_step", "dataset_size", "10.0"), VAE_STATE),
+    Case("vae/aevb-seed-not-generator", lambda: aevb_step(SMALL_VAE, VAE_OPT, VAE_X, 10, 5), TypeError,
+         ("aevb_step", "rng", "Generator"), VAE_STATE),
+]
+
+
+# ------------------------------------------------------------------------------ distributed
+DISTRIBUTED_CASES: list[Case] = [
+    Case("distributed/unknown-weighting",
+         lambda: data_parallel_gradient(MODEL, nn.cross_entropy, X4, Y4, weighting="median"), ValueError,
+         ("data_parallel_gradient", "weighting", "'median'"), M),
+    Case("distributed/shard-arrays-length-mismatch", lambda: shard_arrays(X4, Y4[:3]), ValueError,
+         ("data_parallel_gradient", "(4, 2)", "(3,)")),
+    Case("distributed/shard-arrays-scalar", lambda: shard_arrays(1.0, Y4), ValueError,
+         ("data_parallel_gradient", "X_shard", "()")),
+]
+
+
+# ------------------------------------------------------------------------------ viz
+W_LOSS = (W * W).sum()
+W_PICTURE = viz.draw_graph(W_LOSS, renderer="none")
+SAVED_BELOW_A_FILE = A_FILE / "graph.svg"
+VIZ_STATE = both(M, tensors(W), FILES)
+
+
+def steps_saved_with_prefix(prefix: str) -> Any:
+    return viz.draw_backward_steps(W_LOSS, renderer="none").save(SCRATCH / "steps", prefix=prefix)
+
+
+VIZ_CASES: list[Case] = [
+    Case("viz/draw-graph-of-an-array", lambda: viz.draw_graph(np.ones(3)), TypeError,
+         ("draw_graph", "Tensor", "ndarray")),
+    Case("viz/draw-graph-zero-max-nodes", lambda: viz.draw_graph(W_LOSS, max_nodes=0), ValueError,
+         ("draw_graph", "max_nodes", "0")),
+    Case("viz/draw-graph-float-max-nodes", lambda: viz.draw_graph(W_LOSS, max_nodes=2.5), ValueError,
+         ("draw_graph", "max_nodes", "2.5")),
+    Case("viz/draw-graph-bad-rankdir", lambda: viz.draw_graph(W_LOSS, rankdir="XY"), ValueError,
+         ("draw_graph", "rankdir", "'XY'", "LR")),
+    Case("viz/draw-graph-bad-view", lambda: viz.draw_graph(W_LOSS, view="tiny"), ValueError,
+         ("draw_graph", "view", "'tiny'")),
+    Case("viz/draw-graph-number-title", lambda: viz.draw_graph(W_LOSS, title=3), TypeError,
+         ("draw_graph", "title", "int")),
+    Case("viz/unknown-renderer-at-svg", lambda: viz.draw_graph(W_LOSS, renderer="nope").svg(),
+         viz.RendererChoiceError, ("renderer", "'nope'", "auto")),
+    Case("viz/available-renderer-unknown", lambda: viz.available_renderer("nope"), viz.RendererChoiceError,
+         ("renderer", "'nope'")),
+    Case("viz/schematic-unknown-renderer", lambda: viz.schematic_strategies(renderer="nope").svg(),
+         viz.RendererChoiceError, "'nope'"),
+    Case("viz/walk-zero-max-nodes", lambda: viz.walk(W_LOSS, max_nodes=0), ValueError, ("walk", "max_nodes")),
+    Case("viz/save-below-a-file", lambda: W_PICTURE.save(SAVED_BELOW_A_FILE), NotADirectoryError,
+         ("save", "a_file", "is a file"), both(VIZ_STATE, files(SAVED_BELOW_A_FILE))),
+    Case("viz/save-into-a-folder", lambda: W_PICTURE.save(A_FOLDER_SVG), IsADirectoryError,
+         ("save", "is a folder"), VIZ_STATE),
+    Case("viz/save-unknown-suffix", lambda: W_PICTURE.save(SCRATCH / "graph.txt"), ValueError,
+         ("save", "graph.txt", ".svg"), both(VIZ_STATE, files(SCRATCH / "graph.txt"))),
+    Case("viz/draw-strategies-sum-partial", lambda: viz.draw_strategies(MODEL, SUM_CE, X4, Y4), ValueError,
+         ("draw_strategies", "'sum'"), VIZ_STATE),
+    Case("viz/draw-strategies-one-sample-shown",
+         lambda: viz.draw_strategies(MODEL, nn.cross_entropy, X4, Y4, max_samples=1), ValueError,
+         ("draw_strategies", "max_samples", "1"), VIZ_STATE),
+    Case("viz/draw-strategies-bad-view", lambda: viz.draw_strategies(MODEL, nn.cross_entropy, X4, Y4, view="tiny"),
+         ValueError, ("draw_strategies", "'tiny'"), VIZ_STATE),
+    Case("viz/draw-strategies-length-mismatch", lambda: viz.draw_strategies(MODEL, nn.cross_entropy, X4, Y4[:2]),
+         ValueError, ("draw_strategies", "4 samples", "2"), VIZ_STATE),
+    Case("viz/draw-error-first-unknown-variant",
+         lambda: viz.draw_error_first(MODEL, nn.cross_entropy, X4, Y4, variant="median"), ValueError,
+         ("draw_error_first", "'median'"), VIZ_STATE),
+    Case("viz/draw-error-first-mean-residual-needs-mse",
+         lambda: viz.draw_error_first(MODEL, nn.cross_entropy, X4, Y4, variant="mean_residual"), ValueError,
+         ("draw_error_first", "nn.mse_loss"), VIZ_STATE),
+    Case("viz/draw-whose-sum-partial", lambda: viz.draw_whose_activations(MODEL, SUM_CE, X4, Y4), ValueError,
+         ("draw_whose_activations", "'sum'"), VIZ_STATE),
+    Case("viz/draw-whose-one-row", lambda: viz.draw_whose_activations(MODEL, nn.cross_entropy, X4, Y4, max_rows=1),
+         ValueError, ("draw_whose_activations", "max_rows", "1"), VIZ_STATE),
+    Case("viz/backward-steps-grad-wrong-shape", lambda: viz.draw_backward_steps(W * 2.0, grad=np.ones(3)),
+         ValueError, ("draw_backward_steps", "(3,)", "(2, 3)"), VIZ_STATE),
+    Case("viz/backward-steps-no-grad-root", lambda: viz.draw_backward_steps(Tensor([1.0, 2.0]).sum()), ValueError,
+         ("draw_backward_steps", "does not require grad")),
+    Case("viz/backward-steps-too-many-nodes", lambda: viz.draw_backward_steps(W_LOSS, max_nodes=1), ValueError,
+         ("draw_backward_steps", "max_nodes=1"), VIZ_STATE),
+    Case("viz/backward-steps-not-a-tensor", lambda: viz.draw_backward_steps([1.0]), TypeError,
+         ("draw_backward_steps", "list")),
+    Case("viz/backward-steps-save-prefix-with-folder", lambda: steps_saved_with_prefix("../step"), ValueError,
+         ("BackwardSteps.save", "prefix", "'../step'"), both(VIZ_STATE, files(SCRATCH / "steps"))),
+]
+
+
+CASES: list[Case] = [*TENSOR_CASES, *NN_CASES, *LOSS_CASES, *GRADCHECK_CASES, *DATA_CASES,
+                     *MINIBATCH_CASES, *OPTIM_CASES, *TRAIN_CASES, *CHECKPOINT_CASES, *VAE_CASES,
+                     *DISTRIBUTED_CASES, *VIZ_CASES]
 
 PROJECT = Path(tinygrad_mb.__file__).resolve().parent.parent
 LIBRARY_DIRS = (PROJECT / "tinygrad_mb", PROJECT / "viz")
