@@ -24,6 +24,7 @@ import argparse
 import hashlib
 import os
 import sys
+import time
 import traceback
 from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
@@ -69,6 +70,11 @@ def shard(n: int, rank: int, size: int) -> slice:
     The first n % size ranks take one sample more: 10 over 3 ranks gives 4, 3, 3; 2 over 3
     gives 1, 1, 0 (an empty shard, which the weighting by counts handles).
     """
+    for name, value, least in (("n", n, 0), ("size", size, 1), ("rank", rank, 0)):
+        if isinstance(value, (bool, np.bool_)) or not isinstance(value, (int, np.integer)) or value < least:
+            raise ValueError(f"shard: {name} must be a whole number >= {least}, got {value!r}")
+    if rank >= size:
+        raise ValueError(f"shard: rank {rank} does not exist among {size} ranks (ranks run from 0 to {size - 1})")
     base, extra = divmod(n, size)
     start = rank * base + min(rank, extra)
     return slice(start, start + base + (rank < extra))
@@ -213,11 +219,14 @@ def abort(comm: MPI.Comm, exc: BaseException) -> None:
     rank, K = comm.Get_rank(), comm.Get_size()
     if K == 1:
         return
-    traceback.print_exception(type(exc), exc, exc.__traceback__, file=sys.stderr)
+    # The one-line reason first: an abort can cut off what mpiexec has not yet forwarded.
     print(f"tinygrad_mb.distributed: rank {rank} of {K} raised {type(exc).__name__}: {exc}\n"
           f"tinygrad_mb.distributed: aborting all {K} ranks, which would otherwise wait forever for "
           f"rank {rank} at their next all-reduce.", file=sys.stderr, flush=True)
+    traceback.print_exception(type(exc), exc, exc.__traceback__, file=sys.stderr)
+    sys.stderr.flush()
     sys.stdout.flush()
+    time.sleep(0.5)  # give mpiexec's output forwarding a moment before the abort ends every process
     comm.Abort(1)  # asks mpiexec to end every rank, and may return before it has ended this one:
     os._exit(1)  # end it now, or the exception would be printed a second time on the way out
 

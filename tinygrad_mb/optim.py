@@ -216,7 +216,13 @@ class SGLD(Optimizer):
 
 def polynomial_decay(t: int, a: float, b: float, gamma: float) -> float:
     """Welling & Teh's step size ε_t = a·(b + t)^(−γ); γ in (0.5, 1] makes Σε_t = ∞ and Σε_t² < ∞."""
-    return a * (b + t) ** (-gamma)
+    for name, value in (("t", t), ("a", a), ("b", b), ("gamma", gamma)):
+        if isinstance(value, (bool, np.bool_)) or not isinstance(value, numbers.Real) or not math.isfinite(value):
+            raise ValueError(f"polynomial_decay: {name} must be a finite number, got {value!r}")
+    if not (a > 0 and b + t > 0 and gamma >= 0):
+        raise ValueError(f"polynomial_decay: needs a > 0, b + t > 0 and gamma >= 0 (a positive step size), "
+                         f"got t={t!r}, a={a!r}, b={b!r}, gamma={gamma!r}")
+    return float(a * (b + t) ** (-gamma))
 
 
 # ------------------------------------------------------------------------------ checks
@@ -228,6 +234,8 @@ def _label(i: int, p: Tensor) -> str:
 def _check_parameters(where: str, params: Iterable[Tensor]) -> list[Tensor]:
     if isinstance(params, Tensor):
         raise TypeError(f"{where}: got a single Tensor; pass a list of parameters, e.g. model.parameters()")
+    if not isinstance(params, Iterable) or isinstance(params, (str, bytes)):
+        raise TypeError(f"{where}: params must be a list of parameters (model.parameters()), got {params!r}")
     params = list(params)
     if not params:
         raise ValueError(f"{where}: got an empty parameter list; pass model.parameters()")

@@ -73,6 +73,15 @@ class Trainer:
                  strategy: str = "batched_mean", micro_batch: int | None = None,
                  variant: str | None = None, progress: bool = True,
                  checkpoint: str | os.PathLike[str] | None = None, noise_scale: bool = False, comm: Any = None):
+        if not isinstance(model, nn.Module):
+            raise TypeError(f"Trainer: model must be an nn.Module, got {type(model).__name__}")
+        if not isinstance(optimizer, Optimizer):
+            raise TypeError(f"Trainer: optimizer must be one of tinygrad_mb.optim's optimizers (e.g. "
+                            f"optim.SGD(model.parameters(), lr=0.1)), got {type(optimizer).__name__}")
+        if not isinstance(strategy, str):
+            raise ValueError(f"Trainer: strategy must be a name such as 'batched_mean', got {strategy!r}")
+        if not isinstance(progress, (bool, np.bool_)):
+            raise ValueError(f"Trainer: progress must be True or False, got {progress!r}")
         if strategy not in minibatch.STRATEGIES and strategy != "data_parallel":
             raise ValueError(f"Trainer: unknown strategy {strategy!r}; choose one of "
                              f"{sorted([*minibatch.STRATEGIES, 'data_parallel'])}")

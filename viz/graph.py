@@ -211,6 +211,8 @@ def walk(root: Tensor, max_nodes: int | None = None) -> Graph:
     Returns:
         A ``Graph`` whose node ids are counted in walk order.
     """
+    if not isinstance(root, Tensor):
+        raise TypeError(f"walk: expected a Tensor (e.g. a loss), got {type(root).__name__}")
     max_nodes = check_max_nodes(max_nodes, "walk")
     order = root.topological_order(every_input=True)  # inputs first, root last
     hidden = 0
