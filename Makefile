@@ -52,5 +52,20 @@ docs: $(STAMP)
 docs-serve: $(STAMP)
 	$(PY) -m mkdocs serve
 
+# Mutation testing, not part of `make test` or CI (hours on two cores): mutmut makes one small change to
+# tinygrad_mb/ at a time and runs the tests that reach it (configured in [tool.mutmut], pyproject.toml).
+# Results are kept in mutants/: a second run tests only mutants of changed functions, then retests the
+# survivors not listed as equivalent in scripts/mutation_score.py, which prints the score (target 95%).
+# Which tests reach which function is measured afresh every time (mutmut's incremental update misses
+# functions added since the last run); after changing [tool.mutmut], delete mutants/.
+# One module: make mutate MUTANTS='tinygrad_mb.tensor.*'
+MUTANTS ?=
+mutate: $(STAMP)
+	rm -f mutants/mutmut-stats.json
+	$(VENV)/bin/mutmut run $(MUTANTS)
+	@survivors="$$($(PY) scripts/mutation_score.py --list-survivors)"; \
+	if [ -n "$$survivors" ]; then echo "retesting the survivors"; $(VENV)/bin/mutmut run $$survivors; fi
+	$(PY) scripts/mutation_score.py --fail-under 95
+
 clean:
 	rm -rf $(VENV) .pytest_cache .hypothesis gallery site
