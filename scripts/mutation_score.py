@@ -165,6 +165,9 @@ EQUIVALENT_GROUPS: list[tuple[str, list[str]]] = [
         'tinygrad_mb.minibatch.x_gradient_noise_scale__mutmut_69',
         'tinygrad_mb.minibatch.x_gradient_noise_scale__mutmut_70',
     ]),
+    ('requires_grad defaults to False', [
+        'tinygrad_mb.tensor.xǁTensorǁdetach__mutmut_5',
+    ]),
     ('v divided by ±1 instead of multiplied: the same v', [
         'tinygrad_mb.gradcheck.x__compare__mutmut_6',
     ]),
@@ -276,6 +279,7 @@ EQUIVALENT_GROUPS: list[tuple[str, list[str]]] = [
     ]),
     ('on_success=None is falsy like False', [
         'tinygrad_mb.minibatch.x_accumulated__mutmut_29',
+        'tinygrad_mb.minibatch.x_batched_mean__mutmut_19',
         'tinygrad_mb.minibatch.x_clipped_mean__mutmut_24',
         'tinygrad_mb.minibatch.x_error_first__mutmut_23',
         'tinygrad_mb.minibatch.x_naive_accumulated__mutmut_33',

@@ -109,6 +109,7 @@ def test_describe_shows_a_value_with_its_type_and_cuts_a_long_repr_at_sixty_char
     assert describe(2.5) == "2.5 (a float)"
     assert describe("231") == "'231' (a str)"
     assert describe(3) == "3 (an int)"
+    assert describe(type("Xylophone", (), {"__repr__": lambda self: "X()"})()) == "X() (a Xylophone)"
     fits = "x" * 58  # its repr, quotes included, is 60 characters: shown whole
     assert describe(fits) == f"'{fits}' (a str)"
     long = "x" * 59  # 61 characters: cut to 57 and "..."
@@ -742,11 +743,13 @@ def test_a_parameter_the_loss_never_reaches_gets_zero_gradients_from_the_vectori
 
     model = WithSpare()
     grads = minibatch.per_sample_gradients(model, nn.mse_loss, XB, YB)
-    assert grads[-1].shape == (4, 3) and not grads[-1].any()
-    assert model.spare.grad is not None and not model.spare.grad.any()
+    assert grads[-1].shape == (4, 3) and grads[-1].dtype == np.float64 and not grads[-1].any()
+    assert model.spare.grad.dtype == np.float64 and model.spare.grad.tolist() == [0.0, 0.0, 0.0]
     model.spare.grad = None
     minibatch.per_sample_grad_norms(model, nn.mse_loss, XB, YB)
-    assert model.spare.grad is not None and not model.spare.grad.any()
+    assert model.spare.grad.dtype == np.float64 and model.spare.grad.tolist() == [0.0, 0.0, 0.0]
+    model.spare = Tensor(np.ones(3, dtype=np.float32), requires_grad=True)
+    assert minibatch.per_sample_gradients(model, nn.mse_loss, XB, YB)[-1].dtype == np.float32
     clipped = minibatch.clipped_mean(model, nn.mse_loss, XB, YB, 1.0)
     assert clipped[-1].tolist() == [0.0, 0.0, 0.0] and model.spare.grad.tolist() == [0.0, 0.0, 0.0]
 
@@ -787,6 +790,8 @@ def test_grad_norms_refuse_a_shared_trainable_parameter_and_ignore_a_shared_froz
     with pytest.raises(ValueError) as info:
         minibatch.per_sample_grad_norms(model, nn.mse_loss, XB, np.zeros((4, 2)))
     assert str(info.value).startswith("per_sample_grad_norms: parameter  is used by two layers")
+    with pytest.raises(ValueError, match=r"^clipped_mean: parameter  is used by two layers"):
+        minibatch.clipped_mean(model, nn.mse_loss, XB, np.zeros((4, 2)), 1.0)
     frozen = nn.Linear(2, 2, rng=0, bias=False)
     frozen.weight.requires_grad = False
     model = nn.Sequential(nn.Linear(2, 2, rng=1), frozen, nn.Tanh(), frozen)
@@ -872,6 +877,10 @@ def test_a_layer_used_twice_and_a_list_holding_itself_give_each_parameter_once()
 
     model = Loop()
     assert model.parameters() == [model.items[0].weight, model.items[0].bias]
+    first, second = nn.Linear(2, 2, rng=0), nn.Linear(2, 2, rng=1)
+    second.weight = first.weight  # one tensor in two layers (tied weights)
+    tied = nn.Sequential(first, nn.Tanh(), second)
+    assert [name for name, _ in tied.named_parameters()] == ["layers.0.weight", "layers.0.bias", "layers.2.bias"]
 
 
 LABEL_ERRORS = [
