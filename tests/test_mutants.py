@@ -970,3 +970,22 @@ def test_sum_estimate_scales_the_mean_gradient_by_the_data_set_size_even_when_it
     total = minibatch.sum_estimate(small_model(), nn.mse_loss, XB[:2], YB[:2], 2)
     assert all(np.allclose(t, 2 * m, rtol=1e-15, atol=0) for t, m in zip(total, mean))
     assert total.loss == pytest.approx(2 * mean.loss, rel=1e-15)
+
+
+@pytest.mark.parametrize("args, message", [
+    ((True, 1.0, 1.0, 0.5), "t must be a finite number, got True"),
+    ((0, "x", 1.0, 0.5), "a must be a finite number, got 'x'"),
+    ((0, 1.0, float("nan"), 0.5), "b must be a finite number, got nan"),
+    ((0, 1.0, 1.0, None), "gamma must be a finite number, got None"),
+    ((0, 0.0, 1.0, 0.5), "needs a > 0, b + t > 0 and gamma >= 0 (a positive step size), got t=0, a=0.0, b=1.0, "
+                         "gamma=0.5"),
+])
+def test_polynomial_decay_names_the_argument_that_gives_no_positive_step_size(args: tuple, message: str) -> None:
+    with pytest.raises(ValueError) as info:
+        optim.polynomial_decay(*args)
+    assert str(info.value) == f"polynomial_decay: {message}"
+
+
+def test_polynomial_decay_with_gamma_0_is_a_constant_step_size() -> None:
+    assert optim.polynomial_decay(7, 0.5, 1.0, 0.0) == 0.5
+    assert optim.polynomial_decay(3, 2.0, 1.0, 1.0) == 0.5
