@@ -246,3 +246,9 @@ def test_trainer_refuses_the_noise_scale_for_a_loss_it_cannot_split_before_train
     model = nn.MLP([2, 3, 1], rng=0)
     with pytest.raises(TypeError, match=r"Trainer\(noise_scale=True\): loss_fn must be one of this library's"):
         Trainer(model, lambda p, t: nn.mse_loss(p, t), optim.SGD(model.parameters(), lr=0.1), noise_scale=True)
+
+
+def test_gradient_noise_scale_names_itself_when_the_loss_cannot_be_split():
+    model, _, X, y = problem(0, [3, 4, 2], 5, "mse")
+    with pytest.raises(TypeError, match="^gradient_noise_scale: loss_fn must be one of this library's losses"):
+        minibatch.gradient_noise_scale(model, lambda p, t: nn.mse_loss(p, t), X, y)
