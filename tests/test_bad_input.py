@@ -773,7 +773,7 @@ MINIBATCH_CASES: list[Case] = [
          lambda: minibatch.gradient_noise_scale(MODEL, nn.cross_entropy, X4, Y4, dataset_size=2),
          ValueError, ("gradient_noise_scale", "dataset_size", "2"), M),
     Case("minibatch/noise-scale-sum-partial", lambda: minibatch.gradient_noise_scale(MODEL, SUM_CE, X4, Y4),
-         ValueError, ("per_sample_grad_norms", "'sum'"), M),
+         ValueError, ("gradient_noise_scale", "'sum'"), M),
     Case("minibatch/error-first-unknown-variant",
          lambda: minibatch.error_first(MODEL, nn.cross_entropy, X4, Y4, variant="median"),
          ValueError, ("error_first", "'median'", "mean_input"), M),

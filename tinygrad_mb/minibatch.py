@@ -408,6 +408,7 @@ def gradient_noise_scale(model: nn.Module, loss_fn: LossFn, X: Any, y: Any,
                                      not isinstance(dataset_size, (int, np.integer)) or dataset_size < B):
         raise ValueError(f"gradient_noise_scale: dataset_size must be a whole number N >= the batch size {B} "
                          f"(or None for an endless supply of samples), got {dataset_size!r}")
+    check_per_sample(model, loss_fn, "gradient_noise_scale")  # so its own name is in the error
     norms = per_sample_grad_norms(model, loss_fn, X, y)
     mean_gradient = [p.grad for p in model.parameters()]  # ḡ: per_sample_grad_norms left it in .grad
     mean_sq = float(sum(np.sum(g * g) for g in mean_gradient if g is not None))  # ‖ḡ‖²
