@@ -308,7 +308,7 @@ def test_a_checkpoint_of_other_layer_sizes_is_refused_changing_nothing(tmp_path:
 def test_a_checkpoint_of_another_optimizer_is_refused_changing_nothing(tmp_path: Path, victim: Trainer) -> None:
     path = tmp_path / "sgd.ckpt"
     tiny_trainer("momentum", checkpoint=path).fit(X, Y, epochs=1, **FIT)
-    assert_refused(victim, path, "holds the state of a SGD optimizer but this trainer uses Adam")
+    assert_refused(victim, path, "holds the state of an SGD optimizer but this trainer uses Adam")
 
 
 def test_an_optimizer_over_fewer_parameters_is_refused_changing_nothing(good: Path) -> None:

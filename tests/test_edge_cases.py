@@ -131,7 +131,7 @@ def test_loading_a_checkpoint_of_another_optimizer_is_refused_before_anything_ch
             checkpoint=path).fit(X, y, batch_size=8, epochs=1)
     trainer = _trainer()
     before = [p.data.copy() for p in trainer.model.parameters()]
-    with pytest.raises(ValueError, match=r"holds the state of a Adam optimizer but this trainer uses SGD"):
+    with pytest.raises(ValueError, match=r"holds the state of an Adam optimizer but this trainer uses SGD"):
         trainer.load(path)
     assert all(np.array_equal(a, p.data) for a, p in zip(before, trainer.model.parameters()))
     assert not hasattr(trainer.optimizer, "m") and trainer.epochs_done == 0

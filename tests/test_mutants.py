@@ -27,7 +27,7 @@ from tinygrad_mb import (
     optim,
     topological_order,
 )
-from tinygrad_mb.checks import describe
+from tinygrad_mb.checks import describe, with_article
 
 # ------------------------------------------------------------------------------ tensor.py
 X = np.array([[0.5, -1.0, 2.0], [1.5, 0.25, -0.75]])
@@ -176,8 +176,8 @@ def test_record_takes_parents_as_a_list_and_names_a_parent_that_is_not_a_tensor(
     rule = lambda g: (g,)  # noqa: E731
     out = Tensor.record(x.data * 2, [x], "my_op", rule)
     assert out.parents == (x,) and type(out.parents) is tuple and out.requires_grad
-    for parents, bad in [([x, x.data], "parent 1 is array([1., 2.]) (a ndarray)"),
-                         ((x.data,), "parent 0 is array([1., 2.]) (a ndarray)"),
+    for parents, bad in [([x, x.data], "parent 1 is array([1., 2.]) (an ndarray)"),
+                         ((x.data,), "parent 0 is array([1., 2.]) (an ndarray)"),
                          ("x", "got 'x' (a str)")]:
         with pytest.raises(TypeError) as info:
             Tensor.record(x.data * 2, parents, "my_op", rule)
@@ -189,7 +189,7 @@ def test_a_backward_rule_without_an_op_name_is_called_backward_in_its_error() ->
     x = Tensor([1.0, 2.0], requires_grad=True)
     with pytest.raises(TypeError) as info:
         Tensor.record(x.data * 2, (x,), "", lambda g: g).sum().backward()
-    assert str(info.value).startswith("backward: backward returned a ndarray for an op with 1 input(s)")
+    assert str(info.value).startswith("backward: backward returned an ndarray for an op with 1 input(s)")
 
 
 def test_a_complex_gradient_or_an_integer_input_is_an_error_naming_the_op_and_input() -> None:
@@ -491,7 +491,7 @@ def test_gradcheck_refuses_inputs_that_are_not_a_list_or_do_not_require_grad_or_
     with pytest.raises(TypeError) as info:
         gradcheck(lambda t: t * 2.0, np.array([1.0]))
     assert str(info.value) == ("gradcheck: inputs must be a list of Tensors, e.g. gradcheck(f, [x]); got "
-                               "array([1.]) (a ndarray)")
+                               "array([1.]) (an ndarray)")
     with pytest.raises(ValueError) as info:
         gradcheck(lambda t: t * 2.0, [Tensor([1.0])])
     assert str(info.value) == "gradcheck: no input requires grad; create them with requires_grad=True"
@@ -789,8 +789,8 @@ def test_grad_norms_refuse_a_shared_trainable_parameter_and_ignore_a_shared_froz
     layer.bias.name = None
     with pytest.raises(ValueError) as info:
         minibatch.per_sample_grad_norms(model, nn.mse_loss, XB, np.zeros((4, 2)))
-    assert str(info.value).startswith("per_sample_grad_norms: parameter  is used by two layers")
-    with pytest.raises(ValueError, match=r"^clipped_mean: parameter  is used by two layers"):
+    assert str(info.value).startswith("per_sample_grad_norms: a parameter of shape (2,) is used by two layers")
+    with pytest.raises(ValueError, match=r"^clipped_mean: a parameter of shape \(2,\) is used by two layers"):
         minibatch.clipped_mean(model, nn.mse_loss, XB, np.zeros((4, 2)), 1.0)
     frozen = nn.Linear(2, 2, rng=0, bias=False)
     frozen.weight.requires_grad = False
@@ -989,3 +989,18 @@ def test_polynomial_decay_names_the_argument_that_gives_no_positive_step_size(ar
 def test_polynomial_decay_with_gamma_0_is_a_constant_step_size() -> None:
     assert optim.polynomial_decay(7, 0.5, 1.0, 0.0) == 0.5
     assert optim.polynomial_decay(3, 2.0, 1.0, 1.0) == 0.5
+
+
+def test_record_refuses_a_non_tensor_parent_after_one_that_requires_grad() -> None:
+    """The check looks at every parent: (x, array) with x requiring grad once slipped through to backward."""
+    x = Tensor([1.0, 2.0], requires_grad=True)
+    for parents in [(x, x.data), [x, x.data], (x, 3.0)]:
+        with pytest.raises(TypeError, match=r"^Tensor\.record \('my_op'\): parents must be a tuple") as info:
+            Tensor.record(x.data * 2, parents, "my_op", lambda g: (g, g))
+        assert "parent 1 is" in str(info.value)
+    assert x.grad is None
+
+
+def test_the_article_goes_by_the_sound() -> None:
+    assert [with_article(w) for w in ["float", "int", "ndarray", "SGD", "SGLD", "Adam", "MyOptimizer", "str"]] \
+        == ["a float", "an int", "an ndarray", "an SGD", "an SGLD", "an Adam", "a MyOptimizer", "a str"]

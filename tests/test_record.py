@@ -85,7 +85,7 @@ def test_the_same_op_with_the_sum_back_is_right():
 
 
 @pytest.mark.parametrize("rule, fragment", [
-    (lambda g: g * 2, "backward returned a ndarray"),
+    (lambda g: g * 2, "backward returned an ndarray"),
     (lambda g: (g, g), "backward returned 2 gradients for an op with 1 input(s)"),
     (lambda g: (), "backward returned 0 gradients"),
     (lambda g: ("two",), "double: backward returned a str as a gradient"),

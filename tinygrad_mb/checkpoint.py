@@ -50,6 +50,8 @@ from typing import Any
 
 import numpy as np
 
+from .checks import with_article
+
 FORMAT = "tinygrad_mb checkpoint"
 VERSION = 1
 HEADER = "header"  # the npz member holding the JSON header
@@ -405,7 +407,7 @@ def restore(saved: Checkpoint, model: Any, optimizer: Any, where: str = "restore
     """
     ours, kind = type(optimizer).__name__, saved.optimizer["kind"]
     if kind != ours:
-        raise _error(where, saved.path, f"holds the state of a {kind} optimizer but this trainer uses {ours}; build "
+        raise _error(where, saved.path, f"holds the state of {with_article(kind)} optimizer but this trainer uses {ours}; build "
                                         f"the trainer with the optimizer of the saved run.")
     with _explained(where, saved.path, "does not fit this trainer's optimizer"):
         optimizer.check_state_dict(saved.optimizer)

@@ -28,8 +28,13 @@ def describe(value: Any) -> str:
     """A value for an error message, with its type: 2.5 (a float), '231' (a str)."""
     text = repr(value)
     text = text if len(text) <= 60 else text[:57] + "..."
-    kind = type(value).__name__
-    return f"{text} ({'an' if kind[0] in 'aeiou' else 'a'} {kind})"
+    return f"{text} ({with_article(type(value).__name__)})"
+
+
+def with_article(word: str) -> str:
+    """'a float', 'an int', 'an ndarray', 'an SGD': the article goes by the sound, not the letter."""
+    vowel_sound = word[:1].lower() in "aeiou" or word == "ndarray" or (word.isupper() and word[:1] in "FHLMNRSX")
+    return f"{'an' if vowel_sound else 'a'} {word}"
 
 
 def is_int(value: Any) -> bool:
@@ -169,13 +174,14 @@ def as_parents(parents: Any, op: Any) -> tuple[Tensor, ...]:
 
 def any_requires_grad(parents: tuple[Tensor, ...], op: Any) -> bool:
     """Whether ``Tensor.record`` records the op: some parent requires grad (a non-Tensor parent is an error)."""
+    wanted = False
     try:
         for t in parents:  # a plain loop: this runs for every op, and any(<generator>) is slower
-            if t.requires_grad:
-                return True
+            if t.requires_grad:  # no early return: a later parent that is not a Tensor is an error too
+                wanted = True
     except AttributeError:  # a parent that is not a Tensor (a numpy array?)
         raise TypeError(_parents_message(parents, op)) from None
-    return False
+    return wanted
 
 
 def _parents_message(parents: Any, op: Any) -> str:
@@ -541,7 +547,7 @@ def accumulable(node: Tensor, g: Any) -> np.ndarray:
 def check_gradients(node: Tensor, grads: Any) -> None:
     """A backward rule must return a tuple (or list) with one entry per parent."""
     if not isinstance(grads, (tuple, list)) or len(grads) != len(node.parents):
-        got = f"a {type(grads).__name__}" if not isinstance(grads, (tuple, list)) else f"{len(grads)} gradients"
+        got = with_article(type(grads).__name__) if not isinstance(grads, (tuple, list)) else f"{len(grads)} gradients"
         raise TypeError(
             f"{node.op or 'backward'}: backward returned {got} for an op with {len(node.parents)} "
             f"input(s); return a tuple with one gradient (or None) per input, e.g. (g * local,)."
@@ -569,7 +575,7 @@ def as_gradient(node: Tensor, parent: Tensor, grad: Any) -> np.ndarray:
     if not isinstance(grad, np.ndarray):
         if not isinstance(grad, (int, float, np.number)):
             raise TypeError(
-                f"{node.op}: backward returned a {type(grad).__name__} as a gradient; return numpy arrays"
+                f"{node.op}: backward returned {with_article(type(grad).__name__)} as a gradient; return numpy arrays"
             )
         grad = np.asarray(grad)
     if grad.shape != parent.shape:

@@ -468,7 +468,8 @@ def _refuse_shared(rows: list[tuple[nn.Linear, np.ndarray, np.ndarray]], op: str
             if p is None or not p.requires_grad:  # a frozen parameter adds nothing to any norm
                 continue
             if id(p) in seen:
-                raise ValueError(f"{op}: parameter {p.name or ''!s} is used by two layers, so its per-sample "
+                which = f"parameter {p.name}" if p.name else f"a parameter of shape {shape_str(p.shape)}"
+                raise ValueError(f"{op}: {which} is used by two layers, so its per-sample "
                                  f"gradient norm has cross terms this formula does not compute; use "
                                  f"per_sample_gradients and take the norms of its rows.")
             seen.add(id(p))
