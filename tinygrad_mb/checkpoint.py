@@ -407,8 +407,8 @@ def restore(saved: Checkpoint, model: Any, optimizer: Any, where: str = "restore
     """
     ours, kind = type(optimizer).__name__, saved.optimizer["kind"]
     if kind != ours:
-        raise _error(where, saved.path, f"holds the state of {with_article(kind)} optimizer but this trainer uses {ours}; build "
-                                        f"the trainer with the optimizer of the saved run.")
+        raise _error(where, saved.path, f"holds the state of {with_article(kind)} optimizer but this trainer uses "
+                                        f"{ours}; build the trainer with the optimizer of the saved run.")
     with _explained(where, saved.path, "does not fit this trainer's optimizer"):
         optimizer.check_state_dict(saved.optimizer)
     with _explained(where, saved.path, "does not fit this model"):
