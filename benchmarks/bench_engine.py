@@ -66,7 +66,7 @@ class TrainingLoop:
     replaces it.
     """
 
-    def __init__(self, model: nn.MLP, opt: optim.SGD, X: np.ndarray, y: np.ndarray):
+    def __init__(self, model: nn.MLP, opt: optim.Optimizer, X: np.ndarray, y: np.ndarray):
         self.model, self.opt, self.X, self.y = model, opt, X, y
         self.loss: Tensor | None = None
 

@@ -28,6 +28,7 @@ from collections.abc import Sequence
 
 import numpy as np
 
+from benchmarks.bench_engine import TrainingLoop, engine_model
 from benchmarks.common import (
     BATCH,
     SIZES,
@@ -38,7 +39,7 @@ from benchmarks.common import (
     random_digits_like,
     time_calls,
 )
-from tinygrad_mb import Tensor, nn, optim
+from tinygrad_mb import optim
 from tinygrad_mb.vae import VAE, aevb_step
 
 VAE_TARGET = 1.5
@@ -190,29 +191,17 @@ class NumpySGLD:
         return loss
 
 
-class EngineSGLDLoop:
-    """A learner's SGLD loop with the engine: zero_grad, mean loss, backward, step."""
-
-    def __init__(self, X: np.ndarray, y: np.ndarray):
-        self.model = nn.MLP(list(SIZES), activation="tanh")
-        for p, value in zip(self.model.parameters(), init_params(SIZES)):
-            p.data = value
-        self.opt = optim.SGLD(self.model.parameters(), lr=SGLD_LR, dataset_size=SGLD_N,
-                              prior_precision=SGLD_PRIOR, seed=SGLD_SEED)
-        self.X, self.y = X, y
-        self.loss: Tensor | None = None
-
-    def step(self) -> None:
-        self.opt.zero_grad()
-        self.loss = nn.cross_entropy(self.model(Tensor(self.X)), self.y)
-        self.loss.backward()
-        self.opt.step()
+def engine_sgld_loop(X: np.ndarray, y: np.ndarray) -> TrainingLoop:
+    """A learner's SGLD loop with the engine: the training loop of bench_engine with SGLD as its optimizer."""
+    model = engine_model(np.float64)
+    opt = optim.SGLD(model.parameters(), lr=SGLD_LR, dataset_size=SGLD_N, prior_precision=SGLD_PRIOR, seed=SGLD_SEED)
+    return TrainingLoop(model, opt, X, y)
 
 
 def check_sgld_agreement() -> None:
     """Three steps from the same weights on the same batch give the same weights (same noise)."""
     X, y = random_digits_like()
-    engine, reference = EngineSGLDLoop(X, y), NumpySGLD(init_params(SIZES))
+    engine, reference = engine_sgld_loop(X, y), NumpySGLD(init_params(SIZES))
     for _ in range(3):
         engine.step()
         ref_loss = reference.step(X, y)
@@ -224,7 +213,7 @@ def check_sgld_agreement() -> None:
 
 def compare_sgld() -> None:
     X, y = random_digits_like()
-    engine, seeded, one_generator = EngineSGLDLoop(X, y), NumpySGLD(init_params(SIZES)), \
+    engine, seeded, one_generator = engine_sgld_loop(X, y), NumpySGLD(init_params(SIZES)), \
         NumpySGLD(init_params(SIZES), seeded=False)
     ref, ref_one, eng = time_calls([
         ("numpy SGLD step", lambda: seeded.step(X, y)),
