@@ -821,6 +821,17 @@ def replaced(state: dict[str, Any], part: str | None, key: str, value: Any) -> d
     return new
 
 
+def sgld_step_with_grads(second: np.ndarray) -> None:
+    """A good .grad on the first parameter, a bad one on the second: neither may be stepped."""
+    second_param = Tensor(np.zeros(2), requires_grad=True)
+    opt = optim.SGLD([OPT_A, second_param], lr=0.1, dataset_size=10, seed=0)
+    second_param.grad = second  # OPT_A already has a good .grad
+    try:
+        opt.step()
+    finally:
+        assert opt.steps == [0, 0], "a refused step must not count (the noise is keyed on the count)"
+
+
 def step_with_lr(lr: Any) -> None:
     opt = optim.SGD([OPT_P], lr=0.1)
     opt.lr = lr  # a schedule that computed a bad rate
@@ -860,6 +871,18 @@ OPTIM_CASES: list[Case] = [
          tensors(OPT_A, OPT_B)),
     Case("optim/step-nan-lr-from-a-schedule", lambda: step_with_lr(float("nan")), ValueError,
          ("SGD.step", "lr", "nan"), tensors(OPT_P)),
+    Case("optim/sgld-step-complex-grad-after-a-good-one", lambda: sgld_step_with_grads(np.ones(2, dtype=complex)),
+         TypeError, ("SGLD.step", "parameter 1", "complex128", "No parameter was changed"), tensors(OPT_A)),
+    Case("optim/sgld-step-object-grad", lambda: sgld_step_with_grads(np.array([1, "a"], dtype=object)),
+         TypeError, ("SGLD.step", "parameter 1", "object"), tensors(OPT_A)),
+    Case("optim/sgld-dataset-size-too-large-for-a-float", lambda: optim.SGLD([OPT_P], lr=0.1, dataset_size=10**400),
+         ValueError, ("SGLD", "dataset_size", "1.8e308", "401 digits")),
+    Case("optim/polynomial-decay-overflows", lambda: optim.polynomial_decay(0, 1.0, 0.5, 1e308), ValueError,
+         ("polynomial_decay", "inf", "not a usable step size")),
+    Case("optim/polynomial-decay-underflows-to-zero", lambda: optim.polynomial_decay(0, 1e-300, 1e300, 1.0),
+         ValueError, ("polynomial_decay", "0.0", "not a usable step size")),
+    Case("optim/polynomial-decay-step-too-large", lambda: optim.polynomial_decay(10**400, 1.0, 1.0, 0.55),
+         ValueError, ("polynomial_decay", "t must be a finite number")),
     Case("optim/load-not-a-dict", lambda: SGD_OPT.load_state_dict([1, 2]), TypeError, ("SGD", "dict", "list"),
          OPTIMIZERS),
     Case("optim/load-other-kind", lambda: SGD_OPT.load_state_dict(ADAM_STATE), ValueError,
@@ -1047,16 +1070,42 @@ VAE_X = (np.arange(12).reshape(3, 4) % 2).astype(float)
 VAE_GEN = np.random.default_rng(5)
 VAE_STATE = both(params(SMALL_VAE), VAE_OPT.state_dict, generator(VAE_GEN))
 
+
+def adam_with_lr(lr: float) -> optim.Adam:
+    opt = optim.Adam(SMALL_VAE.parameters(), lr=0.01)
+    opt.lr = lr  # a schedule that computed a bad rate: the step refuses only after the backward pass
+    return opt
+
 VAE_CASES: list[Case] = [
     Case("vae/negative-elbo-eps-wrong-latent", lambda: SMALL_VAE.negative_elbo(VAE_X, np.zeros((3, 3))), ValueError,
          ("negative_elbo", "eps", "(3, 2)", "(3, 3)"), VAE_STATE),
     Case("vae/negative-elbo-one-eps-for-all", lambda: SMALL_VAE.negative_elbo(VAE_X, np.zeros(2)), ValueError,
          ("negative_elbo", "(3, 2)", "(2,)"), VAE_STATE),
     Case("vae/negative-elbo-wrong-pixel-count", lambda: SMALL_VAE.negative_elbo(np.ones((3, 5)), np.zeros((3, 2))),
-         ValueError, ("linear", "4 features", "(3, 5)"), VAE_STATE),
+         ValueError, ("negative_elbo", "x must be a batch of shape (batch, 4)", "(3, 5)"), VAE_STATE),
+    Case("vae/negative-elbo-one-sample-without-batch-axis", lambda: SMALL_VAE.negative_elbo(VAE_X[0], np.zeros((1, 2))),
+         ValueError, ("negative_elbo", "(batch, 4)", "got (4,)", "x.reshape(1, -1)"), VAE_STATE),
     Case("vae/reconstruct-wrong-pixel-count", lambda: SMALL_VAE.reconstruct(np.ones((2, 3))), ValueError,
-         ("linear", "4 features", "(2, 3)"), VAE_STATE),
-    Case("vae/zero-latent", lambda: VAE(data_dim=4, hidden=3, latent=0), ValueError, ("MLP", "sizes[2]", "0")),
+         ("reconstruct", "(batch, 4)", "(2, 3)"), VAE_STATE),
+    Case("vae/zero-latent", lambda: VAE(data_dim=4, hidden=3, latent=0), ValueError, ("VAE", "latent", "0")),
+    Case("vae/seed-a-string", lambda: VAE(data_dim=4, hidden=3, latent=2, rng="abc"), TypeError,
+         ("VAE", "seed", "'abc'")),
+    Case("vae/sample-negative-count", lambda: SMALL_VAE.sample(-1, rng=0), ValueError,
+         ("VAE.sample", "count", "-1"), VAE_STATE),
+    Case("vae/aevb-pixels-outside-0-1-draw-no-noise", lambda: aevb_step(SMALL_VAE, VAE_OPT, VAE_X * 2, 10, VAE_GEN),
+         ValueError, ("aevb_step", "[0, 1]", "2.0"), VAE_STATE),
+    Case("vae/aevb-one-sample-without-batch-axis", lambda: aevb_step(SMALL_VAE, VAE_OPT, VAE_X[0], 10, VAE_GEN),
+         ValueError, ("aevb_step", "(batch, 4)", "x.reshape(1, -1)"), VAE_STATE),
+    Case("vae/aevb-with-sgld-counts-n-twice",
+         lambda: aevb_step(SMALL_VAE, optim.SGLD(SMALL_VAE.parameters(), lr=0.01, dataset_size=10, seed=0), VAE_X,
+                           10, VAE_GEN),
+         TypeError, ("aevb_step", "SGLD", "N would count twice"), VAE_STATE),
+    Case("vae/aevb-optimizer-of-another-model",
+         lambda: aevb_step(SMALL_VAE, optim.SGD([OPT_P], lr=0.1), VAE_X, 10, VAE_GEN), ValueError,
+         ("aevb_step", "none of the VAE's parameters"), VAE_STATE),
+    Case("vae/aevb-bad-lr-from-a-schedule-puts-grad-and-noise-back",
+         lambda: aevb_step(SMALL_VAE, adam_with_lr(-1.0), VAE_X, 10, VAE_GEN), ValueError,
+         ("Adam.step", "lr", "-1.0"), VAE_STATE),
     Case("vae/aevb-zero-dataset-size", lambda: aevb_step(SMALL_VAE, VAE_OPT, VAE_X, 0, VAE_GEN), ValueError,
          ("aevb_step", "dataset_size", "0"), VAE_STATE),
     Case("vae/aevb-float-dataset-size", lambda: aevb_step(SMALL_VAE, VAE_OPT, VAE_X, 10.0, VAE_GEN), ValueError,

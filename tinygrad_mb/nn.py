@@ -496,8 +496,8 @@ def binary_cross_entropy(logits: Tensor, targets: ArrayLike, reduction: str = "m
 
         −[t log σ(x) + (1 − t) log(1 − σ(x))]  =  softplus(x) − t·x,
 
-    computed as max(x, 0) − t·x + log(1 + e^(−|x|)), finite for logits of any size (e^(−|x|)
-    never overflows). Its derivative is σ(x) − t, exact at every x, 0 included.
+    computed as max(x, 0) − t·x + log(1 + e^(−|x|)), finite for finite logits of any size
+    (e^(−|x|) never overflows). Its derivative is σ(x) − t, exact at every x, 0 included.
 
     Args:
         logits: scores x, shape (B,) or (B, D, ...); σ(x) is the predicted probability.
@@ -511,8 +511,9 @@ def binary_cross_entropy(logits: Tensor, targets: ArrayLike, reduction: str = "m
     if not isinstance(reduction, str) or reduction not in REDUCTIONS:
         raise ValueError(f"{op}: unknown reduction {reduction!r}; choose one of {list(REDUCTIONS)}")
     logits = as_prediction(logits, op)
-    t = as_float_array(targets.data if isinstance(targets, Tensor) else targets, op).astype(logits.dtype)
-    check_probabilities(logits, t, op)
+    t = as_float_array(targets.data if isinstance(targets, Tensor) else targets, op)
+    check_probabilities(logits, t, op)  # before the cast: in float32, 1 + 1e-9 would round to 1
+    t = t.astype(logits.dtype, copy=False)
     check_batch(logits, op, "logits")
     x = logits.data
     softplus_neg_abs = np.log1p(np.exp(-np.abs(x)))  # log(1 + e^(−|x|)), in (0, log 2]
@@ -550,7 +551,9 @@ def gaussian_kl(mu: Tensor, logvar: Tensor, reduction: str = "mean") -> Tensor:
         KL_i = ½ Σ_d (μ_id² + e^(logvar_id) − 1 − logvar_id),
 
     the closed form of a VAE's regulariser (Kingma & Welling 2014, appendix B), one node whose
-    backward is ∂KL_i/∂μ_id = μ_id and ∂KL_i/∂logvar_id = ½(e^(logvar_id) − 1).
+    backward is ∂KL_i/∂μ_id = μ_id and ∂KL_i/∂logvar_id = ½(e^(logvar_id) − 1). Near
+    logvar = 0, e^logvar − 1 − logvar subtracts nearly equal numbers; ``expm1`` computes
+    e^logvar − 1 without that loss of digits.
 
     Args:
         mu, logvar: the means and log-variances of q(z | x), shape (B, latent) each.
@@ -564,10 +567,11 @@ def gaussian_kl(mu: Tensor, logvar: Tensor, reduction: str = "mean") -> Tensor:
         raise ValueError(f"{op}: mu and logvar must both have shape (batch, latent), got "
                          f"{shape_str(mu.shape)} and {shape_str(logvar.shape)}")
     check_batch(mu, op, "mu", outputs="latent dimensions")
-    m, variance = mu.data, np.exp(logvar.data)
+    m, variance_minus_1 = mu.data, np.expm1(logvar.data)
 
     def backward(g: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-        return g[:, None] * m, g[:, None] * 0.5 * (variance - 1)
+        return g[:, None] * m, g[:, None] * 0.5 * variance_minus_1
 
-    per_sample = Tensor.record(0.5 * (m * m + variance - 1 - logvar.data).sum(axis=1), (mu, logvar), op, backward)
+    per_sample = Tensor.record(0.5 * (m * m + variance_minus_1 - logvar.data).sum(axis=1), (mu, logvar), op,
+                               backward)
     return _reduce(per_sample, reduction)

@@ -15,6 +15,7 @@ from __future__ import annotations
 import math
 import numbers
 import secrets
+import sys
 from collections.abc import Callable, Iterable
 from typing import Any, ClassVar
 
@@ -217,12 +218,21 @@ class SGLD(Optimizer):
 def polynomial_decay(t: int, a: float, b: float, gamma: float) -> float:
     """Welling & Teh's step size ε_t = a·(b + t)^(−γ); γ in (0.5, 1] makes Σε_t = ∞ and Σε_t² < ∞."""
     for name, value in (("t", t), ("a", a), ("b", b), ("gamma", gamma)):
-        if isinstance(value, (bool, np.bool_)) or not isinstance(value, numbers.Real) or not math.isfinite(value):
+        if isinstance(value, (bool, np.bool_)) or not isinstance(value, numbers.Real) \
+                or not abs(value) <= sys.float_info.max:  # nan, ±inf and integers too large for a float
             raise ValueError(f"polynomial_decay: {name} must be a finite number, got {value!r}")
     if not (a > 0 and b + t > 0 and gamma >= 0):
         raise ValueError(f"polynomial_decay: needs a > 0, b + t > 0 and gamma >= 0 (a positive step size), "
                          f"got t={t!r}, a={a!r}, b={b!r}, gamma={gamma!r}")
-    return float(a * (b + t) ** (-gamma))
+    try:
+        step_size = float(a) * (float(b) + float(t)) ** (-float(gamma))
+    except OverflowError:  # (b + t) ** -gamma with b + t below 1 and a large gamma
+        step_size = math.inf
+    if not 0 < step_size < math.inf:
+        raise ValueError(f"polynomial_decay: a·(b + t)^(−gamma) = {step_size!r} for t={t!r}, a={a!r}, b={b!r}, "
+                         f"gamma={gamma!r}, which is not a usable step size (a positive finite number); "
+                         f"choose a, b and gamma for the range of steps you will run")
+    return step_size
 
 
 # ------------------------------------------------------------------------------ checks
@@ -266,6 +276,9 @@ def _check_hyperparameter(where: str, name: str, rule: str, value: Any) -> Any:
         least = int(rule[len("count >= "):])
         if isinstance(value, (bool, np.bool_)) or not isinstance(value, (int, np.integer)) or value < least:
             raise ValueError(f"{where}: {name} must be a whole number >= {least}, got {value!r}")
+        if value > sys.float_info.max:  # the update multiplies by it as a float
+            raise ValueError(f"{where}: {name} must be a whole number below 1.8e308, got one with "
+                             f"{len(str(value))} digits")
         return int(value)
     if rule.startswith("pair "):
         if not isinstance(value, (tuple, list)) or len(value) != 2:
@@ -301,6 +314,9 @@ def _check_step(optimizer: Optimizer) -> None:
             raise ValueError(f"{where}: {_label(i, p)} has {got} but the parameter has shape {p.data.shape}; "
                              f".grad must be an array of its parameter's shape (backward makes one; check code "
                              f"that sets .grad by hand). No parameter was changed.")
+        if g.dtype.kind not in "fiu":  # complex or object values would fail half-way through the update
+            raise TypeError(f"{where}: {_label(i, p)} has a .grad of dtype {g.dtype}; a gradient holds real "
+                            f"numbers (check code that sets .grad by hand). No parameter was changed.")
 
 
 def _copy_entry(entry: Any, kind: str) -> np.ndarray | None:

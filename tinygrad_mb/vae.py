@@ -24,9 +24,9 @@ from __future__ import annotations
 import numpy as np
 
 from . import nn
-from .checks import describe, shape_str
+from .checks import check_int, check_seed, describe, shape_str
 from .grad_mode import grads_put_back, no_grad
-from .optim import Optimizer
+from .optim import SGLD, Optimizer
 from .tensor import Tensor
 
 
@@ -41,8 +41,10 @@ class VAE(nn.Module):
     """
 
     def __init__(self, data_dim: int = 64, hidden: int = 128, latent: int = 8, rng: nn.Rng = None):
-        gen = np.random.default_rng(rng) if not isinstance(rng, np.random.Generator) else rng
-        self.latent, self.data_dim = latent, data_dim
+        for what, size in (("data_dim", data_dim), ("hidden", hidden), ("latent", latent)):
+            check_int(size, "VAE", what, minimum=1)
+        gen = np.random.default_rng(check_seed(rng, "VAE"))  # a Generator is used as it is
+        self.latent, self.data_dim = int(latent), int(data_dim)
         self.encoder = nn.MLP([data_dim, hidden, 2 * latent], activation="tanh", rng=gen)
         self.decoder = nn.MLP([latent, hidden, data_dim], activation="tanh", rng=gen)
 
@@ -61,27 +63,39 @@ class VAE(nn.Module):
         −ELBO_i = −log p(x_i | z_i) + KL(q(z | x_i) ‖ N(0, I))
                 = D · binary_cross_entropy(logits_i, x_i) + gaussian_kl(μ_i, log σ²_i).
         """
-        x = x if isinstance(x, Tensor) else Tensor(x)
+        x = self.check_batch(x, "negative_elbo")
         noise = Tensor(eps)
-        if x.ndim != 2 or noise.shape != (len(x), self.latent):  # broadcasting would share one ε
+        if noise.shape != (len(x), self.latent):  # broadcasting would share one ε between samples
             raise ValueError(f"negative_elbo: eps must have shape {shape_str((len(x), self.latent))}, one standard "
-                             f"normal draw per sample and latent dimension, got {shape_str(noise.shape)} (for x of "
-                             f"shape {shape_str(x.shape)}, a batch of shape (batch, {self.data_dim}))")
+                             f"normal draw per sample and latent dimension, got {shape_str(noise.shape)}")
         mu, logvar = self.encode(x)
         z = mu + (logvar * 0.5).exp() * noise  # σ = exp(½ log σ²)
         logits = self.decode(z)
         reconstruction = nn.binary_cross_entropy(logits, x, reduction="none") * self.data_dim  # sum over pixels
         return (reconstruction + nn.gaussian_kl(mu, logvar, reduction="none")).mean()
 
+    def check_batch(self, x: Tensor | np.ndarray, op: str) -> Tensor:
+        """x as a Tensor of shape (batch, data_dim) holding pixel probabilities, or a clear error."""
+        x = x if isinstance(x, Tensor) else Tensor(x)
+        if x.ndim != 2 or x.shape[1] != self.data_dim or len(x) == 0:
+            raise ValueError(f"{op}: x must be a batch of shape (batch, {self.data_dim}), one row of pixels per "
+                             f"sample, got {shape_str(x.shape)}; for one sample use x.reshape(1, -1)")
+        outside = ~((x.data >= 0) & (x.data <= 1))  # each pixel is a target of a binary cross-entropy; nan too
+        if outside.any():
+            raise ValueError(f"{op}: x must hold pixel probabilities in [0, 1], got {float(x.data[outside][0])!r}; "
+                             f"binarise grey levels first (binarised_digits() does) or divide them by their maximum")
+        return x
+
     def reconstruct(self, x: np.ndarray) -> np.ndarray:
         """Pixel probabilities of the decoder at the mean z = μ(x)."""
         with no_grad():
-            mu, _ = self.encode(Tensor(x))
+            mu, _ = self.encode(self.check_batch(x, "reconstruct"))
             return self.decode(mu).sigmoid().data
 
     def sample(self, count: int, rng: nn.Rng = None) -> np.ndarray:
         """Pixel probabilities of the decoder at z drawn from the prior N(0, I)."""
-        gen = np.random.default_rng(rng) if not isinstance(rng, np.random.Generator) else rng
+        count = check_int(count, "VAE.sample", "count", minimum=1)
+        gen = np.random.default_rng(check_seed(rng, "VAE.sample"))
         with no_grad():
             return self.decode(Tensor(gen.standard_normal((count, self.latent)))).sigmoid().data
 
@@ -90,8 +104,10 @@ def aevb_step(vae: VAE, optimizer: Optimizer, x: np.ndarray, dataset_size: int, 
     """One AEVB step on a batch x of M samples; returns the estimate of the summed −ELBO.
 
     The gradient of the batch mean, times N, is the (N/M) Σ estimate of the gradient of the sum
-    over the data set (``minibatch.sum_estimate``); the optimizer then steps along it. Bad input
-    is refused before anything changes (a failed step leaves every .grad as it was).
+    over the data set (``minibatch.sum_estimate``); the optimizer then steps along it, so use
+    one that takes .grad as it is (SGD, Adam), not ``SGLD``, which multiplies by N itself. Bad
+    input is refused before anything changes: a failed step leaves every .grad, every parameter
+    and the generator (so every later ε) as they were.
     """
     # N >= 1: the tutorials pass dataset_size=1 on purpose, to step along the batch mean instead
     if isinstance(dataset_size, (bool, np.bool_)) or not isinstance(dataset_size, (int, np.integer)) \
@@ -101,18 +117,32 @@ def aevb_step(vae: VAE, optimizer: Optimizer, x: np.ndarray, dataset_size: int, 
     if not isinstance(rng, np.random.Generator):  # a seed passed every step would draw the same ε every step
         raise TypeError(f"aevb_step: rng must be a numpy Generator (np.random.default_rng(seed)), made once and "
                         f"passed to every step, got {describe(rng)}")
+    if not isinstance(optimizer, Optimizer) or isinstance(optimizer, SGLD):
+        raise TypeError(f"aevb_step: optimizer must be an optimizer that steps along .grad as it is, such as "
+                        f"optim.Adam(vae.parameters()), got {describe(optimizer)}"
+                        + ("; SGLD multiplies .grad by its dataset_size, so N would count twice" if
+                           isinstance(optimizer, SGLD) else ""))
     params = vae.parameters()
-    with grads_put_back(params, on_success=False):
-        loss = vae.negative_elbo(x, rng.standard_normal((len(x), vae.latent)))
-        loss.backward()
-        for p in params:
-            if p.grad is not None:
-                p.grad *= dataset_size  # N · ∇(batch mean) = (N/M) Σ_i ∇(−ELBO_i)
-    optimizer.step()
+    if not {id(p) for p in params} & {id(p) for p in optimizer.params}:
+        raise ValueError("aevb_step: the optimizer holds none of the VAE's parameters, so the step would change "
+                         "nothing; build it with optim.Adam(vae.parameters())")
+    batch = vae.check_batch(x, "aevb_step")
+    generator_state = rng.bit_generator.state
+    try:
+        with grads_put_back(params, on_success=False):
+            loss = vae.negative_elbo(batch, rng.standard_normal((len(batch), vae.latent)))
+            loss.backward()
+            for p in params:
+                if p.grad is not None:
+                    p.grad *= dataset_size  # N · ∇(batch mean) = (N/M) Σ_i ∇(−ELBO_i)
+            optimizer.step()  # inside: if it refuses (a schedule set a bad lr), the old .grad comes back
+    except BaseException:
+        rng.bit_generator.state = generator_state  # and the next step draws the ε this one would have
+        raise
     return loss.item() * dataset_size
 
 
-def binarised_digits(seed: int = 0) -> tuple[np.ndarray, np.ndarray]:
+def binarised_digits() -> tuple[np.ndarray, np.ndarray]:
     """scikit-learn's 8x8 digits as 0/1 pixels (on where the grey level is above half), and labels."""
     from sklearn.datasets import load_digits
 
