@@ -102,7 +102,7 @@ def test_error_first_picture_says_when_the_variant_happens_to_be_exact():
     model, X, y = regression(B=1)
     picture = draw_error_first(model, nn.mse_loss, X, y, "mean_input", renderer="none")
     assert picture.facts["max_abs_difference"] < 1e-12
-    assert "equal here (one sample, or all inputs the same)" in picture.source
+    assert "equal here (one sample, equal inputs, or both zero)" in picture.source
 
 
 def test_mean_residual_needs_squared_error():

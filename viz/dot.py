@@ -141,10 +141,15 @@ def node_label(node: Node) -> str:
     header = html_lines([node_header(node)], bold_first=True)
     details = html_lines([f"shape {shape_str(node.shape)}", f"data {node.data}", f"grad {node.grad}"])
     label = f'{header}<FONT POINT-SIZE="9">{details}</FONT>'
-    formulas = backward_formulas(node.op)
+    formulas = backward_formulas(node.op, input_count(node))
     if formulas:
         label += f'<FONT POINT-SIZE="9" COLOR="{FORMULA_COLOR}">{html_lines(formulas)}</FONT>'
     return f"<{label}>"
+
+
+def input_count(node: Node) -> int | None:
+    """How many inputs the node's operation had (a fused op's rules may depend on it)."""
+    return len(node.tensor.parents) if node.tensor is not None else None
 
 
 def compact_header(node: Node) -> str:
@@ -167,7 +172,7 @@ def compact_label(node: Node, formulas: bool = True, uses: Sequence[str] = ()) -
     if uses:
         names = html_escape(", ".join(uses))
         label += f'<BR/><FONT POINT-SIZE="{SMALL_FONT}" COLOR="{PARAMETER_COLOR}">with {names}</FONT>'
-    lines = short_formulas(node.op) if formulas else ()
+    lines = short_formulas(node.op, input_count(node)) if formulas else ()
     if lines:
         body = "<BR/>".join(html_escape(line) for line in lines)
         label += f'<BR/><FONT POINT-SIZE="{SMALL_FONT}" COLOR="{FORMULA_COLOR}">{body}</FONT>'
@@ -275,7 +280,7 @@ def add_graph(
     for node in graph.nodes:
         if node.id in shared:
             continue
-        uses = [shared[tail] for tail, head in graph.edges if head == node.id and tail in shared]
+        uses = [shared[tail] for tail in graph.inputs(node.id) if tail in shared]
         attrs = node_attrs(node, view, formulas, uses)
         if view == "compact" and node.op:
             # One group for the operations: Graphviz keeps edges inside a group straight, so

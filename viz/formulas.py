@@ -13,7 +13,9 @@ Sample i's row is written with a subscript: hᵢ is row i of the input h, gᵢ r
 gradient G arriving from the next node.
 
 The compact view (``view="compact"``) has room for one or two short lines per box; it prints
-``SHORT_FORMULAS`` instead, and for an op that has no short entry, its full lines.
+``SHORT_FORMULAS`` instead, and for an op that has no short entry, its full lines. An op whose
+rules depend on how many inputs it has gets an entry "op/n" for n inputs, looked up first
+(``linear`` without a bias has two inputs, h and W, and no db).
 """
 
 from __future__ import annotations
@@ -26,6 +28,11 @@ BACKWARD_FORMULAS: dict[str, tuple[str, ...]] = {
         "dh = G Wᵀ",
         "dW = hᵀG = Σᵢ outer(hᵢ, gᵢ)",
         "db = Σᵢ gᵢ  (the batch sum)",
+    ),
+    "linear/2": (  # nn.Linear(..., bias=False): y = h W
+        "y = h W",
+        "dh = G Wᵀ",
+        "dW = hᵀG = Σᵢ outer(hᵢ, gᵢ)  (the batch sum)",
     ),
     # nn.cross_entropy: one loss per sample, from its own logits zᵢ and label yᵢ; the
     # reduction over the batch (the 1/B of a mean) is the separate node after it.
@@ -40,15 +47,16 @@ BACKWARD_FORMULAS: dict[str, tuple[str, ...]] = {
 # here: a fused node that hid dW = hᵀG and db = Σᵢ gᵢ would hide what the project teaches.
 SHORT_FORMULAS: dict[str, tuple[str, ...]] = {
     "linear": ("hW + b", "dW = hᵀG, db = Σᵢ gᵢ"),
+    "linear/2": ("hW", "dW = hᵀG"),
     "cross_entropy": ("ℓᵢ = −log softmax(zᵢ)[yᵢ]",),
 }
 
 
-def backward_formulas(op: str) -> tuple[str, ...]:
-    """The lines a node of operation ``op`` prints about its rules (none for most ops)."""
-    return BACKWARD_FORMULAS.get(op, ())
+def backward_formulas(op: str, inputs: int | None = None) -> tuple[str, ...]:
+    """The lines a node of operation ``op`` with ``inputs`` inputs prints about its rules (none for most ops)."""
+    return BACKWARD_FORMULAS.get(f"{op}/{inputs}", BACKWARD_FORMULAS.get(op, ()))
 
 
-def short_formulas(op: str) -> tuple[str, ...]:
-    """The lines a node of operation ``op`` prints in the compact view (none for most ops)."""
-    return SHORT_FORMULAS.get(op, backward_formulas(op))
+def short_formulas(op: str, inputs: int | None = None) -> tuple[str, ...]:
+    """The lines a node of operation ``op`` with ``inputs`` inputs prints in the compact view."""
+    return SHORT_FORMULAS.get(f"{op}/{inputs}", SHORT_FORMULAS.get(op, backward_formulas(op, inputs)))

@@ -18,6 +18,7 @@ from __future__ import annotations
 
 from collections import deque
 from dataclasses import dataclass, field
+from functools import cached_property
 
 import numpy as np
 
@@ -76,10 +77,23 @@ class Graph:
 
     def node(self, node_id: str) -> Node:
         """The node with this id (KeyError if there is none)."""
-        for n in self.nodes:
-            if n.id == node_id:
-                return n
-        raise KeyError(node_id)
+        return self._nodes_by_id[node_id]
+
+    def inputs(self, node_id: str) -> list[str]:
+        """The ids of the node's inputs, one per use (``x * x``: x twice), in the edges' order."""
+        return self._inputs_by_id.get(node_id, [])
+
+    # Indexes built once per graph, so that drawing a graph of n tensors takes time about n, not n².
+    @cached_property
+    def _nodes_by_id(self) -> dict[str, Node]:
+        return {n.id: n for n in self.nodes}
+
+    @cached_property
+    def _inputs_by_id(self) -> dict[str, list[str]]:
+        inputs: dict[str, list[str]] = {}
+        for tail, head in self.edges:
+            inputs.setdefault(head, []).append(tail)
+        return inputs
 
     def id_of(self, tensor: Tensor) -> str:
         """The id of the node showing ``tensor`` (KeyError if it is not shown)."""

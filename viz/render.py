@@ -215,7 +215,8 @@ class Picture:
     def save(self, path: str | os.PathLike[str]) -> Path:
         """Write the picture; the suffix picks the format: .svg, .png, .pdf or .dot (the text).
 
-        Missing folders on the way are created. Returns the path written.
+        ``~`` means the home folder, as in the shell. Missing folders on the way are created.
+        Returns the path written.
 
         Raises (and then nothing is written):
             ValueError: the suffix names no format.
@@ -224,7 +225,7 @@ class Picture:
                 own file errors are; the message names the path.
             RenderError: a picture format is asked for and nothing can render (.dot always works).
         """
-        out = Path(path)
+        out = Path(path).expanduser()
         fmt = out.suffix.lower().lstrip(".")
         if fmt != "dot" and fmt not in FORMATS:
             raise ValueError(

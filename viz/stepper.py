@@ -103,13 +103,15 @@ class BackwardSteps:
         """Write ``step_01.svg``, ``step_02.svg``, ... and ``backward_steps.html`` into ``out_dir``.
 
         Returns the paths written, the HTML page last. ``prefix`` is a plain file name (no
-        folders): every file goes into ``out_dir``. Every frame is rendered before anything is
-        written, so a frame that cannot be drawn leaves no folder and no half set of files.
+        folders): every file goes into ``out_dir`` (``~`` means the home folder). Every frame is
+        rendered before anything is written, so a frame that cannot be drawn leaves no folder
+        and no half set of files. Frames of an earlier, longer run into the same folder with the
+        same prefix (``step_12.svg`` when this run has 9) are removed: the folder shows one run.
         """
         if not isinstance(prefix, str) or prefix in ("", ".", "..") or Path(prefix).name != prefix:
             raise ValueError(f"BackwardSteps.save: prefix must be a plain file name such as 'step' "
                              f"(the files go into out_dir), got {prefix!r}")
-        out = Path(out_dir)
+        out = Path(out_dir).expanduser()
         page = out / "backward_steps.html"
         check_location(out, "BackwardSteps.save", folder=True)  # a clear error, and nothing written
         check_location(page, "BackwardSteps.save")
@@ -123,6 +125,10 @@ class BackwardSteps:
             path.write_bytes(svg.encode("utf-8"))
             paths.append(path)
         page.write_text(text, encoding="utf-8")
+        frame = re.compile(re.escape(prefix) + r"_\d+\.svg")  # only files this method names
+        for old in out.iterdir():
+            if frame.fullmatch(old.name) and old not in paths and old.is_file():
+                old.unlink()
         return [*paths, page]
 
     def _repr_mimebundle_(self, include: Any = None, exclude: Any = None) -> dict[str, str]:
@@ -148,15 +154,33 @@ def _describe(node: Node) -> str:
     return f"{node_header(node)} ({node.id})"
 
 
+def shares_sent(tensors: list[Tensor], grads: dict[Tensor, np.ndarray],
+                ids: dict[Tensor, str]) -> list[tuple[str, str]]:
+    """(input, operation) once per use through which the operation's backward sent a gradient.
+
+    A rule may send None to an input (a custom op that stops the gradient): asking each rule
+    again, with the gradient it received, tells which inputs it really sent a share to.
+    """
+    sent = []
+    for t in tensors:
+        if t._backward is None or t not in grads:
+            continue
+        for parent, share in zip(t.parents, t._backward(grads[t])):
+            if share is not None and parent.requires_grad and parent in ids:
+                sent.append((ids[parent], ids[t]))
+    return sent
+
+
 def _caption(number: int, total: int, node: Node, graph: Graph, names: dict[str, str], seeded: bool,
-             reached: bool = True) -> str:
-    """What step ``number`` does. ``names`` holds the nodes that receive a gradient; ``reached``
-    says whether any gradient reached this node (an operation may send None instead)."""
-    inputs = [tail for tail, head in graph.edges if head == node.id and names.get(tail)]
-    # Every use is one edge and sends one share of the gradient: x * x has one operation
-    # (consumer) but two uses, so mul sends x two shares, which backward adds up.
-    uses = sum(1 for tail, _ in graph.edges if tail == node.id)
-    consumers = len({head for tail, head in graph.edges if tail == node.id})
+             sent: list[tuple[str, str]], reached: bool = True) -> str:
+    """What step ``number`` does. ``names`` holds the nodes that receive a gradient; ``sent`` the
+    shares (input, operation) that were sent; ``reached`` says whether any gradient reached this
+    node (an operation may send None instead)."""
+    inputs = list(dict.fromkeys(tail for tail, head in sent if head == node.id and names.get(tail)))
+    # Every use sends one share of the gradient: x * x has one operation (consumer) but two
+    # uses, so mul sends x two shares, which backward adds up. Uses that sent None do not count.
+    uses = sum(1 for tail, _ in sent if tail == node.id)
+    consumers = len({head for tail, head in sent if tail == node.id})
     text = f"Step {number} of {total}: {_describe(node)}. "
     if number == 1:
         what = "loss" if node.kind == "loss" else "output"  # only a 0-d root is a loss
@@ -179,10 +203,14 @@ def _caption(number: int, total: int, node: Node, graph: Graph, names: dict[str,
     if inputs:
         receivers = ", ".join(names[i] for i in inputs)
         text += f"Now the {node.op} backward function sends gradients to its inputs: {receivers}."
+        refused = [_describe(graph.node(tail)) for tail in dict.fromkeys(graph.inputs(node.id))
+                   if tail not in inputs and (t := graph.node(tail).tensor) is not None and t.requires_grad]
+        if refused:
+            text += f" To {', '.join(refused)} it sends no gradient (None)."
     elif node.kind == "parameter":
         text += "This is a parameter: its gradient is final, the one an optimizer step uses."
     elif any(n.tensor is not None and n.tensor.requires_grad
-             for n in (graph.node(tail) for tail, head in graph.edges if head == node.id)):
+             for n in (graph.node(tail) for tail in graph.inputs(node.id))):
         text += f"Now the {node.op} backward function sends its inputs no gradient (None)."
     return text
 
@@ -230,12 +258,13 @@ def draw_backward_steps(
         )
     tensors = [n.tensor for n in graph.nodes if n.tensor is not None]
     grads = backward_gradients(root, tensors, grad)
-    ids = {n.tensor: n.id for n in graph.nodes}
+    ids = {n.tensor: n.id for n in graph.nodes if n.tensor is not None}
     # The engine's own order: backward visits exactly the tensors that require grad, root first.
     order = [ids[t] for t in reversed(root.topological_order())]
     # Display names of the nodes that receive gradients (inputs that do not are not listed):
     # those that require grad and were reached (an operation may send None instead of a gradient).
     names = {n.id: _describe(n) for n in graph.nodes if n.tensor is not None and n.tensor in grads}
+    sent = shares_sent(tensors, grads, ids)
 
     steps = []
     for k, current in enumerate(order):
@@ -244,12 +273,11 @@ def draw_backward_steps(
         frame = replace(graph, nodes=nodes)
         node_attrs = {i: DONE for i in done} | {current: CURRENT}
         reached = current in names
-        edge_attrs = {(tail, head): FLOWING for tail, head in graph.edges
-                      if head == current and tail in names and reached}
+        edge_attrs = {(tail, head): FLOWING for tail, head in set(sent) if head == current and reached}
         dot = new_digraph(rankdir=rankdir)
         add_graph(dot, frame, extra_node_attrs=node_attrs, extra_edge_attrs=edge_attrs)
         caption = _caption(k + 1, len(order), frame.node(current), frame, names if reached else {},
-                           seeded=grad is not None, reached=reached)
+                           seeded=grad is not None, sent=sent, reached=reached)
         steps.append(Step(k + 1, current, caption, Picture(dot.source, renderer=renderer)))
     return BackwardSteps(steps)
 

@@ -118,12 +118,42 @@ def finite(*gradients: list[np.ndarray]) -> bool:
     return all(np.isfinite(g).all() for grads in gradients for g in grads)
 
 
-def agree(a: list[np.ndarray], b: list[np.ndarray]) -> bool:
-    """Each pair of gradients equal up to rounding, relative to the pair's largest entry."""
+def agree(a: list[np.ndarray], b: list[np.ndarray], terms: list[np.ndarray]) -> bool:
+    """Each pair of gradients equal up to rounding.
+
+    Rounding is relative to the size of the numbers that were added up, not of their sum: at a
+    minimum the per-sample gradients cancel, the mean is about 0, and rounding is all that is
+    left of it. ``terms`` holds, per parameter, the mean over the samples of |∇ℓ_i|.
+    """
     tolerance = rounding_tolerance([*a, *b])
     return all(within_rounding(float(np.max(np.abs(u - v), initial=0.0)),
-                               max(float(np.max(np.abs(u), initial=0.0)), float(np.max(np.abs(v), initial=0.0))),
-                               tolerance) for u, v in zip(a, b))
+                               max(magnitude(u), magnitude(v), magnitude(t)), tolerance)
+               for u, v, t in zip(a, b, terms))
+
+
+def magnitude(a: np.ndarray) -> float:
+    return float(np.max(np.abs(a), initial=0.0))
+
+
+def mean_abs_per_sample_gradient(model: nn.Module, loss_fn: LossFn, X: np.ndarray, y: np.ndarray,
+                                 params: list[Tensor], where: str) -> list[np.ndarray]:
+    """(1/B) Σ_i |∇ℓ_i| per parameter: the size of what a mini-batch gradient adds up. Leaves .grad cleared."""
+    total = [np.zeros_like(p.data) for p in params]
+    for i in range(len(X)):
+        _, loss_i = sample_loss(model, loss_fn, X, y, i, where)
+        loss_i.backward()
+        total = [running + np.abs(grad) for running, grad in zip(total, take_grads(params))]
+    return [t / len(X) for t in total]
+
+
+def grads_to_put_back(model: nn.Module, loss_fn: LossFn, X: np.ndarray, y: np.ndarray,
+                      params: list[Tensor], where: str) -> list[Tensor]:
+    """The parameters, and every other tensor that requires grad and that the loss reaches (a
+    learnable scale inside ``loss_fn``, say): a drawing's backward passes add into their .grad
+    too, and must leave it as it was. Found by building sample 0's graph (no backward)."""
+    _, loss = sample_loss(model, loss_fn, X, y, 0, where)
+    ours = {id(p) for p in params}
+    return params + [t for t in loss.topological_order() if t.is_leaf and id(t) not in ours]
 
 
 def note_box(dot: graphviz.Digraph, node_id: str, text: str, look: dict[str, str], shape: str = "box") -> None:
@@ -171,9 +201,10 @@ def draw_strategies(
     theta = add_parameters(dot, drawn, "θ: the same parameters for every graph") if drawn else ""
     sample_losses: list[str] = []
     first_boxes: list[str] = []  # one per graph, to keep the graphs in order
-    with grads_put_back(params):  # cleared for the drawing's own backward passes, then put back
+    with grads_put_back(grads_to_put_back(model, loss_fn, X, y, params, "draw_strategies")):  # cleared, put back
         # Per-sample: B forward passes and B backward passes; .grad sums the gradients.
         total = [np.zeros_like(p.data) for p in params]
+        total_abs = [np.zeros_like(p.data) for p in params]  # the size of the terms, for the comparison
         for i in range(B):
             _, loss_i = sample_loss(model, loss_fn, X, y, i, "draw_strategies")
             loss_i.backward()
@@ -189,7 +220,9 @@ def draw_strategies(
                 if theta:
                     shared_by(dot, theta, f"sample{i}", boxes[0])
                 sample_losses.append(f"s{i}_{sample_graph.root}")
-            total = [running + grad for running, grad in zip(total, take_grads(params))]
+            grads = take_grads(params)
+            total = [running + grad for running, grad in zip(total, grads)]
+            total_abs = [running + np.abs(grad) for running, grad in zip(total_abs, grads)]
         per_sample = [t / B for t in total]
 
         # Batched: one forward pass of the whole batch, the mean inside the graph, one backward.
@@ -211,7 +244,7 @@ def draw_strategies(
             shared_by(dot, theta, "batched", boxes[0])
         batched = take_grads(params)
 
-    same = agree(per_sample, batched)
+    same = agree(per_sample, batched, [t / B for t in total_abs])
     diff = max_difference(per_sample, batched)
     if len(shown) < B:
         note_box(dot, "more", f"⋯ {B - len(shown)} more samples,\neach with a graph\nlike these",
@@ -287,7 +320,8 @@ def draw_error_first(
     theta = add_parameters(dot, drawn, "θ: the same parameters for every graph") if drawn else ""
     outputs: list[tuple[int, str]] = []
     first_boxes: list[str] = []  # one per graph, to keep the graphs in order
-    with grads_put_back(params):  # cleared for the drawing's own backward passes, then put back
+    with grads_put_back(grads_to_put_back(model, loss_fn, X, y, params, "draw_error_first")):  # cleared, put back
+        terms = mean_abs_per_sample_gradient(model, loss_fn, X, y, params, "draw_error_first")
         for i in shown:
             pred_i, loss_i = sample_loss(model, loss_fn, X, y, i, "draw_error_first")
             loss_i.backward()  # walked after backward, so ŷ_i's box shows g_i, this sample's error
@@ -332,8 +366,8 @@ def draw_error_first(
         "mean_residual": ("ē = mean_i (ŷ_i − y_i)\nthe residual averaged\nbefore squaring and\nbackpropagating", "e"),
     }[variant]
     diff = max_difference(wrong_grads, true_grads)
-    exact = agree(wrong_grads, true_grads)
-    verdict = ("equal here (one sample, or all inputs the same)" if exact
+    exact = agree(wrong_grads, true_grads, terms)
+    verdict = ("equal here (one sample, equal inputs, or both zero)" if exact
                else "WRONG: not the mini-batch gradient" if finite(wrong_grads, true_grads) else NOT_FINITE)
     if len(shown) < B:
         note_box(dot, "more", f"⋯ {B - len(shown)} more samples,\neach with its\nown activations",

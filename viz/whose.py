@@ -40,6 +40,8 @@ from .strategies import (
     AVERAGING,
     RESULT_OK,
     RESULT_WRONG,
+    grads_to_put_back,
+    magnitude,
     note_box,
     parameter_names,
     rounding_tolerance,
@@ -64,10 +66,6 @@ class RowChecks:
     # Whether every difference is floating-point rounding: small relative to the size of the
     # values compared, in their precision (``strategies.rounding_tolerance``).
     rounding_only: bool = True
-
-
-def magnitude(a: np.ndarray) -> float:
-    return float(np.max(np.abs(a), initial=0.0))
 
 
 def worst(*differences: float) -> float:
@@ -98,20 +96,29 @@ def check_same_graph(batch: Graph, single: Graph, i: int) -> None:
 
 def linear_outer_products(batch: Graph) -> float:
     """max |dW − Σ_i outer(h_i, G_i)| and |db − Σ_i G_i| over the graph's linear nodes, G_i
-    being row i of the gradient that reached the node (g_i/B for a mean loss)."""
-    largest = 0.0
+    being row i of the gradient that reached the node (g_i/B for a mean loss).
+
+    A layer used twice gets both uses' sums; inputs with extra axes (B, T, in) have B·T rows.
+    """
+    sums: dict[int, tuple[Tensor, np.ndarray]] = {}  # per parameter: itself, and the sum of its rows' shares
+
+    def add(param: Tensor, share: np.ndarray) -> None:
+        sums[id(param)] = (param, sums[id(param)][1] + share if id(param) in sums else share)
+
     for node in batch.nodes:
         t = node.tensor
         if node.op != "linear" or t is None or t.grad is None:
             continue
         h, W, *bias = t.parents
-        G = t.grad
+        h_rows, G_rows = h.data.reshape(-1, h.shape[-1]), t.grad.reshape(-1, t.shape[-1])
         # One outer product per row, summed: written as a sum over the rows on purpose.
-        outer_sum = sum(np.outer(h.data[i], G[i]) for i in range(len(G)))
-        if W.grad is not None:
-            largest = worst(largest, float(np.max(np.abs(W.grad - outer_sum))))
-        if bias and bias[0].grad is not None:
-            largest = worst(largest, float(np.max(np.abs(bias[0].grad - G.sum(axis=0)))))
+        add(W, sum((np.outer(h_i, G_i) for h_i, G_i in zip(h_rows, G_rows)), np.zeros(W.shape)))
+        if bias:
+            add(bias[0], G_rows.sum(axis=0))
+    largest = 0.0
+    for param, rows_sum in sums.values():
+        if param.grad is not None:
+            largest = worst(largest, float(np.max(np.abs(param.grad - rows_sum))))
     return largest
 
 
@@ -161,14 +168,20 @@ def strip_label(node: Node, header: tuple[str, str], width: int, rows: list[int]
             f'COLOR="{style["color"]}"><TR>{head}{"".join(cells)}</TR></TABLE>>')
 
 
-def parameter_box_label(names: list[str], shapes: list[str], op: str, B: int) -> str:
-    """The parameters of one operation, and the sums over the rows that meet there."""
+def parameter_box_label(names: list[str], shapes: list[str], roles: list[str], op: str, B: int) -> str:
+    """The parameters of one operation, and the sums over the rows that meet there.
+
+    ``roles`` says what each parameter is to the operation: for ``linear``, "weight" or "bias".
+    """
     listed = "   ".join(f"<B>{html_escape(n)}</B> <FONT POINT-SIZE=\"{SMALL_FONT}\" COLOR=\"{SHAPE_COLOR}\">"
                        f"{s}</FONT>" for n, s in zip(names, shapes))
     if op == "linear":
         # gᵢ is sample i's own error at this layer's output; the mean's 1/B multiplies it.
-        rules = [f"d{names[0]} = (1/B) Σᵢ outer(hᵢ, gᵢ)", *([f"d{names[1]} = (1/B) Σᵢ gᵢ"] if len(names) > 1 else []),
-                 "hᵢ: row i of its input,", "gᵢ: sample i's own error"]
+        rule = {"weight": "d{} = (1/B) Σᵢ outer(hᵢ, gᵢ)", "bias": "d{} = (1/B) Σᵢ gᵢ"}
+        rules = [rule[role].format(name) for name, role in zip(names, roles)]
+        if "weight" in roles:
+            rules.append("hᵢ: row i of its input,")
+        rules.append("gᵢ: sample i's own error")
     else:
         rules = ["d = the sum of the rows' shares"]
     rules += [f"the {B} rows meet here,", "and only here"]
@@ -212,7 +225,8 @@ def draw_whose_activations(
     minibatch.check_loss_fn(loss_fn, "draw_whose_activations")  # the mean is what the picture explains
     B = len(X)
     rows = shown_samples(B, max_rows, "draw_whose_activations", "max_rows")
-    with grads_put_back(params):  # the drawing's own backward passes leave .grad as it was
+    # the drawing's own backward passes leave .grad as it was (and that of tensors inside loss_fn)
+    with grads_put_back(grads_to_put_back(model, loss_fn, X, y, params, "draw_whose_activations")):
         pred = model(Tensor(X, name="X"))
         loss = minibatch.scalar_loss(loss_fn(pred, Tensor(y, name="y")), "draw_whose_activations")
         loss.backward()
@@ -223,6 +237,7 @@ def draw_whose_activations(
         activations = gradients = 0.0
         activation_size = gradient_size = 0.0  # the largest values compared, for the tolerance
         per_sample_sum = [np.zeros_like(p.data) for p in params]
+        per_sample_abs = [np.zeros_like(p.data) for p in params]  # the size of the terms the sums add up
         strips: list[int] = []
         for i in range(B):
             for p in params:
@@ -241,8 +256,10 @@ def draw_whose_activations(
                     gradients = worst(gradients, float(np.max(np.abs(b.grad[i] - s.grad[0] / B))))
                     gradient_size = max(gradient_size, magnitude(b.grad[i]), magnitude(s.grad[0] / B))
             per_sample_sum = [acc + (0 if p.grad is None else p.grad) for acc, p in zip(per_sample_sum, params)]
+            per_sample_abs = [acc + (0 if p.grad is None else np.abs(p.grad)) for acc, p in zip(per_sample_abs, params)]
         parameters = worst(*(float(np.max(np.abs(g - acc / B))) for g, acc in zip(batch_grads, per_sample_sum)))
-        parameter_size = max(magnitude(g) for g in batch_grads)
+        # Rounding is relative to what was added up: at a minimum the rows cancel and the sum is about 0.
+        parameter_size = max(max(magnitude(g), magnitude(acc / B)) for g, acc in zip(batch_grads, per_sample_abs))
     tolerance = rounding_tolerance([pred.data, *(p.data for p in params)])
     rounding_only = all(within_rounding(difference, size, tolerance) for difference, size in (
         (activations, activation_size), (gradients, gradient_size),
@@ -285,19 +302,22 @@ def draw_lanes(batch: Graph, strips: list[int], rows: list[int], B: int, pred: T
             dot.node(node.id, **node_attrs(node, "compact", formulas=False))
     # Each operation's parameters in one box: where that operation's rows meet.
     for node in batch.nodes:
-        params = [tail for tail, head in batch.edges if head == node.id and batch.node(tail).kind == "parameter"]
+        params = [tail for tail in batch.inputs(node.id) if batch.node(tail).kind == "parameter"]
         if not params:
             continue
         tensors = [batch.node(p).tensor for p in params]
         labels = [names.get(t, "θ") if t is not None else "θ" for t in tensors]
         shapes = [shape_str(batch.node(p).shape) for p in params]
+        inputs = node.tensor.parents if node.tensor is not None else ()
+        # linear(h, W, b): a parameter's place among the inputs says which it is (a frozen W is not drawn here)
+        roles = ["bias" if any(q is t for q in inputs[2:]) else "weight" for t in tensors]
         box = f"{node.id}_params"
-        dot.node(box, label=parameter_box_label(labels, shapes, node.op, B), shape="box", style="filled",
+        dot.node(box, label=parameter_box_label(labels, shapes, roles, node.op, B), shape="box", style="filled",
                  fillcolor=STYLES["parameter"]["fillcolor"], color=STYLES["parameter"]["color"])
         dot.edge(box, node.id)
         # To the right of the strip beside it: on the left, where Graphviz tends to put it,
         # the boxes and the target's strip (further down, on the right) would add up in width.
-        beside = next((tail for tail, head in batch.edges if head == node.id and tail in is_strip), None)
+        beside = next((tail for tail in batch.inputs(node.id) if tail in is_strip), None)
         if beside is not None:
             with dot.subgraph() as row:  # same rank, and an edge within a rank runs left to right
                 row.attr(rank="same")
