@@ -69,9 +69,10 @@ class Tensor:
                 return (g * local_derivative,)     # one gradient, or None, per parent
             return Tensor.record(result_array, (x,), "my_op", backward)
 
-        Each gradient must have its parent's shape (``backward`` checks it). The graph is
-        recorded only when some parent requires grad, and not inside ``no_grad()``. Integer and
-        boolean results become float64, as in ``Tensor()``; ``parents`` is a tuple of Tensors.
+        Each gradient must have its parent's shape (``backward`` checks it). Return new arrays:
+        never change ``g`` in place (``g *= ...``), since the same array may be another input's
+        gradient too. The graph is recorded only when some parent requires grad, and not inside
+        ``no_grad()``. Integer and boolean results become float64; ``parents`` is a tuple of Tensors.
         """
         # Built with object.__new__, skipping __init__'s checks and copy: this runs for every operation.
         # numpy may return a scalar, a custom op an int or bool array: as_result makes each a float array.

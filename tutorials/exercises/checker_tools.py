@@ -7,6 +7,8 @@ here takes ``advice``: what to try, written for the mistake the check is most li
 
 from __future__ import annotations
 
+import functools
+import sys
 from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
 from typing import Any
@@ -91,6 +93,30 @@ def expect_error(kind: type[Exception], pattern: str, advice: str) -> Iterator[N
     raise AssertionError(f"no {kind.__name__} was raised. {advice}")
 
 
+def refusing_calls(fn: Callable[..., Any], forbidden: dict[Callable[..., Any], str]) -> Callable[..., Any]:
+    """``fn``, except that while it runs, a call to one of the ``forbidden`` functions is an error.
+
+    Each forbidden function comes with the message to give. The call is recognised by the
+    function's code, so it is refused whatever name it was reached by (``minibatch.accumulated``,
+    or ``from tinygrad_mb.minibatch import accumulated as mine`` at the top of your file).
+    """
+    refused = {f.__code__: message for f, message in forbidden.items()}
+
+    @functools.wraps(fn)
+    def guarded(*args: Any, **kwargs: Any) -> Any:
+        def watch(frame: Any, event: str, arg: Any) -> None:
+            if event == "call" and frame.f_code in refused:
+                raise AssertionError(refused[frame.f_code])
+
+        previous = sys.getprofile()
+        sys.setprofile(watch)  # told of every Python function call while fn runs
+        try:
+            return fn(*args, **kwargs)
+        finally:
+            sys.setprofile(previous)
+    return guarded
+
+
 def check_gradient(fn: Callable[..., Tensor], inputs: list[Tensor], advice: str) -> None:
     """``gradcheck`` (finite differences), with advice added to its report of the first wrong element."""
     try:
@@ -101,10 +127,13 @@ def check_gradient(fn: Callable[..., Tensor], inputs: list[Tensor], advice: str)
         raise AssertionError(f"{type(error).__name__}: {error}\n{advice}") from None
 
 
-def check_strategy_contract(run: Callable[[], Sequence[Any]], model: nn.Module, name: str) -> None:
-    """The strategies' contract: parameters unchanged, .grad equal to the result, the same result twice."""
+def check_strategy_contract(run: Callable[[], Sequence[Any]], model: nn.Module, name: str,
+                            inputs: dict[str, np.ndarray] | None = None) -> None:
+    """The strategies' contract: parameters and ``inputs`` (the batch) unchanged, .grad equal to
+    the result, the same result twice."""
     params = model.parameters()
     before = [p.data.copy() for p in params]
+    given = {arg: np.array(a, copy=True) for arg, a in (inputs or {}).items()}
     for p in params:  # a stale gradient from an earlier computation, which must not leak in
         p.grad = np.full_like(p.data, 0.5)
     first = [np.array(g, copy=True) for g in run()]
@@ -117,6 +146,11 @@ def check_strategy_contract(run: Callable[[], Sequence[Any]], model: nn.Module, 
         assert p.grad is not None and np.array_equal(p.grad, g), (
             f"after {name}, parameter {k}'s .grad differs from the gradient returned: leave each .grad equal "
             f"to what you return (return copies of the .grad arrays)"
+        )
+    for arg, old in given.items():
+        assert np.array_equal((inputs or {})[arg], old), (
+            f"{name} changed the caller's {arg} in place: the batch it was given must stay as it was; work on "
+            f"new arrays (w = mask / mask.sum(), not w /= ...; X[perm] makes a copy, X[...] = X[perm] does not)"
         )
     second = run()
     assert gradients_close(second, first, rtol=1e-12, atol=0.0), (

@@ -115,11 +115,12 @@ breaks it. The fact: a strategy's result equals the gradient of the batch's mean
 computed directly. Then ask which batches expose which mistake. A sum instead of a mean, or
 one sample instead of all, shows only when B > 1. The mean of chunk means shows only when
 the batch does not split into equal chunks (for chunks of 5: a batch size above 5 that 5
-does not divide). Averaging the error first shows only with different inputs through a
-nonlinear model.""",
+does not divide). Averaging the error first shows only with different inputs (even a
+linear model: the weight's gradient mean_i outer(x_i, g_i) is not outer(mean x, mean g)). And
+compare with a tolerance for rounding only: np.allclose's defaults, not rtol=0.5.""",
         """\
 for many draws of (B, seed), B from 1 to about 12:
-    model    = a small nonlinear network, e.g. nn.MLP([3, 5, 2], activation="tanh", rng=seed)
+    model    = a small network, e.g. nn.MLP([3, 5, 2], activation="tanh", rng=seed)
     X, y     = random (B, 3) inputs and (B, 2) targets from np.random.default_rng(seed)
     expected = ∇ (1/B) Σ_i ℓ_i   (minibatch.batched_mean(model, nn.mse_loss, X, y))
     got      = strategy(model, nn.mse_loss, X, y)
@@ -143,8 +144,9 @@ returns_batch_gradient()      # hypothesis runs it on many draws and raises on a
 The batch loss is the mean over all B samples. Split the batch into micro-batches and let
 each backward pass add its micro-batch's share into .grad. loss_fn gives each micro-batch's
 MEAN loss, so weight it by how much of the batch it holds: a short last micro-batch holds
-fewer samples and must count less. Giving every micro-batch the same weight 1/K is the bug
-that major training libraries shipped in 2024.""",
+fewer samples and must count less. Giving every micro-batch the same weight 1/K is the
+mistake behind the bug that major training libraries shipped in 2024 (there with tokens:
+exercise 8).""",
         """\
 (1/B) Σ_i ℓ_i  =  Σ_c (|c|/B) · mean_{i∈c} ℓ_i        |c| = samples in micro-batch c
 so for each micro-batch c:  backward of  loss_fn(model(X_c), y_c) · |c|/B

@@ -25,6 +25,7 @@ from checker_tools import (
     micro_batch_sizes,
     near,
     ratio,
+    refusing_calls,
 )
 
 from tinygrad_mb import Tensor, minibatch, nn
@@ -37,16 +38,15 @@ library_sum_estimate = minibatch.sum_estimate
 
 
 @pytest.fixture(autouse=True)
-def library_answers_hidden(monkeypatch: pytest.MonkeyPatch) -> Iterator[None]:
-    """Calling minibatch.accumulated or minibatch.sum_estimate would copy the answer, not write it."""
-    for name, task in [("accumulated", "ex_weighted_accumulation"), ("naive_accumulated", "ex_weighted_accumulation"),
-                       ("sum_estimate", "ex_sum_estimate")]:
-        def refuse(*args: object, _name: str = name, _task: str = task, **kwargs: object) -> None:
-            raise AssertionError(
-                f"you called tinygrad_mb.minibatch.{_name}, the library's own answer: write the loop yourself "
-                f"(hints: python tutorials/exercises/hints.py {_task} 1)"
-            )
-        monkeypatch.setattr(minibatch, name, refuse)
+def library_answers_hidden(my_minibatch: ModuleType, monkeypatch: pytest.MonkeyPatch) -> Iterator[None]:
+    """Calling minibatch.accumulated or minibatch.sum_estimate would copy the answer, not write it:
+    while your functions run, a call to one of them (by any name) is refused."""
+    for answer, task in [("accumulated", "ex_weighted_accumulation"), ("sum_estimate", "ex_sum_estimate"),
+                         ("token_weighted_accumulated", "ex_token_weighted_accumulation")]:
+        forbidden = {library: (f"you called tinygrad_mb.minibatch.{library.__name__}, the library's own answer: write "
+                               f"the loop yourself (hints: python tutorials/exercises/hints.py {task} 1)")
+                     for library in (library_accumulated, library_naive_accumulated, library_sum_estimate)}
+        monkeypatch.setattr(my_minibatch, answer, refusing_calls(getattr(my_minibatch, answer), forbidden))
     yield
 
 
@@ -84,9 +84,9 @@ def accumulation_advice(got: list, model: nn.Module, loss_fn: Callable, X: np.nd
     def advice() -> str:
         return diagnose(got, [
             (lambda: chunk_gradient(model, loss_fn, X, y, m, lambda n, B, K: 1 / K),
-             f"Your gradient is the mean of the micro-batches' mean losses, each weighted 1/K: the 2024 "
-             f"gradient-accumulation bug, wrong whenever the micro-batches differ in size. {where} Weight "
-             f"micro-batch c's mean loss by |c|/B, its share of the samples."),
+             f"Your gradient is the mean of the micro-batches' mean losses, each weighted 1/K: the mistake of "
+             f"the 2024 gradient-accumulation bug (there with tokens), wrong whenever the micro-batches differ "
+             f"in size. {where} Weight micro-batch c's mean loss by |c|/B, its share of the samples."),
             (lambda: chunk_gradient(model, loss_fn, X, y, m, lambda n, B, K: 1.0),
              f"Your gradient adds up the micro-batches' mean losses without weights. {where} Weight "
              f"micro-batch c's mean loss by |c|/B, its share of the samples."),
@@ -143,7 +143,8 @@ def test_accumulated_forwards_micro_batches_of_at_most_micro_batch_samples(my_mi
 @pytest.mark.ex_weighted_accumulation
 def test_accumulated_follows_the_strategy_contract(my_minibatch: ModuleType) -> None:
     model, X, y = batch(size=7, seed=4)
-    check_strategy_contract(lambda: my_minibatch.accumulated(model, nn.mse_loss, X, y, 3), model, "accumulated")
+    check_strategy_contract(lambda: my_minibatch.accumulated(model, nn.mse_loss, X, y, 3), model, "accumulated",
+                            {"X": X, "y": y})
 
 
 @pytest.mark.ex_weighted_accumulation
@@ -212,7 +213,8 @@ def test_sum_estimate_averaged_over_every_batch_is_the_gradient_of_the_sum(my_mi
 @pytest.mark.ex_sum_estimate
 def test_sum_estimate_follows_the_strategy_contract(my_minibatch: ModuleType) -> None:
     model, X, y = batch(size=5, seed=6)
-    check_strategy_contract(lambda: my_minibatch.sum_estimate(model, nn.mse_loss, X, y, 40), model, "sum_estimate")
+    check_strategy_contract(lambda: my_minibatch.sum_estimate(model, nn.mse_loss, X, y, 40), model, "sum_estimate",
+                            {"X": X, "y": y})
 
 
 @pytest.mark.ex_sum_estimate
@@ -374,4 +376,4 @@ def test_token_weighted_accumulation_forwards_micro_batches_of_at_most_micro_bat
 def test_token_weighted_accumulation_follows_the_strategy_contract(my_minibatch: ModuleType) -> None:
     model, X, labels, mask = sequences([5, 5, 1, 1, 4, 2], seed=11)
     check_strategy_contract(lambda: my_minibatch.token_weighted_accumulated(model, X, labels, mask, 2), model,
-                            "token_weighted_accumulated")
+                            "token_weighted_accumulated", {"X": X, "labels": labels, "mask": mask})

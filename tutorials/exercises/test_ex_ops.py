@@ -7,6 +7,7 @@ gradient still fails.
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from types import ModuleType
 
 import numpy as np
@@ -142,14 +143,15 @@ def test_logsumexp_does_not_overflow_or_underflow(my_ops: ModuleType) -> None:
         with np.errstate(all="raise"):  # an overflow inside the forward pass is an error here
             big = my_ops.logsumexp(Tensor([[1000.0, 1000.0], [-1000.0, -1000.0]]), axis=1)
     except FloatingPointError as error:
-        raise AssertionError(f"logsumexp of ±1000: {error}. exp(1000) overflows float64: {shift}") from None
+        raise AssertionError(f"logsumexp of ±1000: {error}. exp(1000) overflows float64, and exp(-1000) - "
+                             f"exp(m) with one max for the whole array underflows to log(0): {shift}") from None
     np.testing.assert_allclose(big.data, [1000.0 + np.log(2.0), -1000.0 + np.log(2.0)],
                                err_msg=f"logsumexp of [1000, 1000] is 1000 + log 2: {shift}")
 
 
 @pytest.mark.ex_logsumexp
 def test_logsumexp_gradient_is_softmax(my_ops: ModuleType) -> None:
-    values = np.array([[1.0, 2.0, 3.0], [700.0, 0.0, -700.0]])
+    values = np.array([[1.0, 2.0, 3.0], [1000.0, 0.0, -1000.0]])  # exp(1000) overflows float64
     x = Tensor(values, requires_grad=True)
     upstream = np.array([2.0, -1.0])
     out = my_ops.logsumexp(x, axis=1)
@@ -164,6 +166,70 @@ def test_logsumexp_gradient_is_softmax(my_ops: ModuleType) -> None:
         f"the axis, computed from the shifted exponentials so that it stays finite; {axis_advice}"))
     assert np.all(np.isfinite(x.grad)), (
         "the gradient holds nan or inf: compute the softmax as exp(x - m) / Σ exp(x - m), m the max")
+
+
+def reused(op: Callable[..., Tensor]) -> Callable[..., Tensor]:
+    """op inside a bigger graph: its input h = x * 1 is used again, so the add node sends the SAME
+    gradient array g to op and to h. A backward that changes g in place (g *= local) changes h's too."""
+    def bigger(x: Tensor, *rest: Tensor) -> Tensor:
+        h = x * 1.0
+        return op(h, *rest) + h
+    return bigger
+
+
+IN_PLACE = ("the gradient is wrong once your op sits in a bigger graph (op(h) + h): a backward that changes "
+            "its g in place (g *= ..., g[...] = ...) also changes the gradient add sent to h, the same array. "
+            "Return a new array instead, g * local")
+
+
+@pytest.mark.ex_leaky_relu
+def test_leaky_relu_backward_leaves_g_unchanged(my_ops: ModuleType) -> None:
+    x = Tensor([[-3.0, 2.0, 0.5], [1.5, -0.25, -1.0]], requires_grad=True)
+    check_gradient(reused(lambda t: my_ops.leaky_relu(t, slope=0.2)), [x], IN_PLACE)
+
+
+@pytest.mark.ex_logsumexp
+def test_logsumexp_backward_leaves_g_and_its_softmax_unchanged(my_ops: ModuleType) -> None:
+    values = np.random.default_rng(3).normal(size=(2, 3))
+    check_gradient(reused(lambda t: my_ops.logsumexp(t, axis=1, keepdims=True)), [Tensor(values, requires_grad=True)],
+                   IN_PLACE)
+    x = Tensor(values, requires_grad=True)
+    out = my_ops.logsumexp(x, axis=1)
+    out.backward(np.array([2.0, -1.0]))
+    first = x.grad.copy()
+    out.backward(np.array([2.0, -1.0]))  # a second pass adds the same gradient again
+    np.testing.assert_allclose(x.grad, 2 * first, rtol=1e-12, err_msg=(
+        "a second backward pass through the same graph gave another gradient: your backward changes an "
+        "array it keeps (the softmax, or g) in place; compute g * softmax as a new array"))
+
+
+@pytest.mark.ex_logsumexp
+def test_logsumexp_keeps_float32(my_ops: ModuleType) -> None:
+    x = Tensor(np.array([[1.0, 2.0], [3.0, -1.0]], dtype=np.float32), requires_grad=True)
+    out = my_ops.logsumexp(x, axis=1)
+    assert out.data.dtype == np.float32, (
+        f"float32 in gave {out.data.dtype} out: keep the input's dtype (numpy keeps float32 through exp, log "
+        f"and sum; a float64 constant or np.float64(...) turns it into float64)")
+    out.backward(np.ones(2, dtype=np.float32))
+    assert x.grad.dtype == np.float32, "the gradient of a float32 input must be float32"
+
+
+@pytest.mark.ex_maximum
+def test_maximum_backward_leaves_g_unchanged(my_ops: ModuleType) -> None:
+    a = Tensor([[1.0, -2.0, 3.5], [0.25, 4.0, -1.0]], requires_grad=True)
+    b = Tensor([0.5, 1.5, -0.75], requires_grad=True)
+    check_gradient(reused(my_ops.maximum), [a, b], IN_PLACE)
+
+
+@pytest.mark.ex_maximum
+def test_maximum_keeps_float32_with_a_number(my_ops: ModuleType) -> None:
+    a = Tensor(np.array([-1.0, 2.0], dtype=np.float32), requires_grad=True)
+    out = my_ops.maximum(a, 0.5)
+    assert out.data.dtype == np.float32, (
+        f"float32 a and the number 0.5 gave {out.data.dtype}: turn the number into a Tensor like a, with "
+        f"as_operand(b, like=a) (Tensor(b) would make it float64, and the result with it)")
+    out.backward(np.ones(2, dtype=np.float32))
+    assert a.grad.dtype == np.float32, "the gradient of a float32 input must be float32"
 
 
 @pytest.mark.ex_logsumexp

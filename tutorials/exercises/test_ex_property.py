@@ -8,6 +8,7 @@ from __future__ import annotations
 
 from types import ModuleType
 
+import numpy as np
 import pytest
 
 from tinygrad_mb import minibatch
@@ -37,8 +38,23 @@ def last_sample_only(model, loss_fn, X, y):
     return minibatch.batched_mean(model, loss_fn, X[-1:], y[-1:])
 
 
+def one_percent_too_large(model, loss_fn, X, y):
+    """A factor slightly off (a loss scaled by mistake): caught only by a tolerance for rounding."""
+    return [g * 1.01 for g in minibatch.batched_mean(model, loss_fn, X, y)]
+
+
+def zeros(model, loss_fn, X, y):
+    """No gradient at all: caught only by a comparison that is relative to the gradient's size."""
+    return [np.zeros_like(p.data) for p in model.parameters()]
+
+
+TOLERANCE = ("compare with a tolerance for rounding only, np.allclose(got, expected) with its defaults (or "
+             "rtol=1e-6): a looser tolerance lets a wrong factor through")
+
 # name -> (the wrong strategy, why it is wrong and which batches expose it: what your property must draw)
 WRONG = {
+    "one percent too large": (one_percent_too_large, f"its gradients are 1.01 times the right ones: {TOLERANCE}"),
+    "all zeros": (zeros, f"it returns zeros, which a relative tolerance of 1 or more accepts: {TOLERANCE}"),
     "gradient of the summed loss": (
         summed,
         "it is B times the mean's gradient, so it agrees when B = 1: draw batches of more than one sample"),
@@ -48,10 +64,13 @@ WRONG = {
     "error first (mean input)": (
         lambda model, loss_fn, X, y: minibatch.error_first(model, loss_fn, X, y, variant="mean_input"),
         "it agrees when B = 1 or when every sample has the same input: draw batches of several samples with "
-        "different inputs (random rows of X), through a nonlinear model such as nn.MLP([3, 5, 2], "
-        "activation='tanh')"),
+        "different inputs (random rows of X)"),
     # Right whenever the batch splits into equal chunks: catching these needs batch sizes
     # that do not (and, for chunks of 5, batches larger than 5).
+    "mean of chunk means, chunks of 2": (
+        lambda model, loss_fn, X, y: minibatch.naive_accumulated(model, loss_fn, X, y, 2),
+        "it agrees whenever the batch size is even, and for batches of 1 or 2: draw odd batch sizes too, such as "
+        "3, 5 or 7"),
     "mean of chunk means, chunks of 3": (
         lambda model, loss_fn, X, y: minibatch.naive_accumulated(model, loss_fn, X, y, 3),
         "it agrees whenever 3 divides the batch size, and for batches of 3 or fewer (one chunk): draw batch "
@@ -74,7 +93,8 @@ def test_property_accepts_a_correct_strategy(my_property: ModuleType, name: str)
         raise AssertionError(
             f"your property rejected a correct strategy, {name}: {type(error).__name__}: {error}\n"
             f"Compare against the gradient of the batch's MEAN loss on the same model and the same batch, "
-            f"parameter by parameter, with a tolerance for rounding (np.allclose(got, expected)), not ==."
+            f"parameter by parameter, with a tolerance for rounding (np.allclose(got, expected)), not ==; and "
+            f"draw batches of at least one sample (the mean over an empty batch is nan)."
         ) from None
 
 

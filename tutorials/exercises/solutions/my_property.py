@@ -30,7 +30,7 @@ def check_strategy_returns_batch_gradient(strategy: Strategy) -> None:
     @given(batch_size=st.integers(1, 12), seed=st.integers(0, 2**16))
     def returns_batch_gradient(batch_size: int, seed: int) -> None:
         rng = np.random.default_rng(seed)
-        model = nn.MLP([3, 5, 2], activation="tanh", rng=seed)  # nonlinear: averaging early shows
+        model = nn.MLP([3, 5, 2], activation="tanh", rng=seed)  # a hidden layer, as in real use
         X = rng.normal(size=(batch_size, 3))
         y = rng.normal(size=(batch_size, 2))
         expected = batch_gradient(model, X, y)

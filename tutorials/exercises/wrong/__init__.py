@@ -40,14 +40,20 @@ MISTAKES: dict[str, Mistake] = {
     # ---- exercise 1: leaky_relu
     "leaky_relu_backward_of_relu": Mistake("ex_leaky_relu", "my_ops", "leaky_relu", r"times slope"),
     "leaky_relu_composed_of_existing_ops": Mistake("ex_leaky_relu", "my_ops", "leaky_relu", r"Tensor\.record"),
+    "leaky_relu_backward_changes_g_in_place": Mistake("ex_leaky_relu", "my_ops", "leaky_relu",
+                                                      r"changes its g in place"),
     # ---- exercise 2: logsumexp
     "logsumexp_without_the_max_shift": Mistake("ex_logsumexp", "my_ops", "logsumexp", r"subtract m = the max"),
+    "logsumexp_backward_without_the_shift": Mistake("ex_logsumexp", "my_ops", "logsumexp", r"shifted exponentials"),
+    "logsumexp_backward_scales_its_softmax_in_place": Mistake("ex_logsumexp", "my_ops", "logsumexp",
+                                                              r"second backward pass"),
     "logsumexp_backward_ignores_upstream": Mistake("ex_logsumexp", "my_ops", "logsumexp", r"upstream gradient g"),
     "logsumexp_backward_without_the_reduced_axis": Mistake("ex_logsumexp", "my_ops", "logsumexp",
                                                            r"np\.expand_dims\(g, axis\)"),
     # ---- exercise 3: maximum
     "maximum_ties_go_to_a": Mistake("ex_maximum", "my_ops", "maximum", r"tie.*half"),
     "maximum_without_unbroadcast": Mistake("ex_maximum", "my_ops", "maximum", r"unbroadcast"),
+    "maximum_backward_changes_g_in_place": Mistake("ex_maximum", "my_ops", "maximum", r"changes its g in place"),
     # ---- exercise 4: clipped average
     "clips_the_average": Mistake("ex_clipped_average", "my_strategy", "clipped_per_sample_average",
                                  r"clip each sample's gradient, then average"),
@@ -57,6 +63,8 @@ MISTAKES: dict[str, Mistake] = {
                                       r"norm of 0|zero gradient"),
     "accepts_any_max_norm": Mistake("ex_clipped_average", "my_strategy", "clipped_per_sample_average",
                                     r"raise ValueError"),
+    "calls_the_library_clipped_mean": Mistake("ex_clipped_average", "my_strategy", "clipped_per_sample_average",
+                                              r"library's own answer"),
     # ---- exercise 5: the property test
     "batches_of_at_most_five": Mistake("ex_property", "my_property", "check_strategy_returns_batch_gradient",
                                        r"batch size above 5 that 5 does not divide"),
@@ -66,6 +74,10 @@ MISTAKES: dict[str, Mistake] = {
                                r"let hypothesis draw"),
     "compares_shapes_only": Mistake("ex_property", "my_property", "check_strategy_returns_batch_gradient",
                                     r"compares the values"),
+    "a_loose_tolerance": Mistake("ex_property", "my_property", "check_strategy_returns_batch_gradient",
+                                 r"tolerance for rounding only"),
+    "even_batch_sizes_only": Mistake("ex_property", "my_property", "check_strategy_returns_batch_gradient",
+                                     r"odd batch sizes"),
     # ---- exercise 6: weighted accumulation
     "mean_of_chunk_means": Mistake("ex_weighted_accumulation", "my_minibatch", "accumulated", r"2024.*\|c\|/B"),
     "unweighted_sum_of_chunk_means": Mistake("ex_weighted_accumulation", "my_minibatch", "accumulated",
@@ -76,6 +88,10 @@ MISTAKES: dict[str, Mistake] = {
     "keeps_stale_gradients": Mistake("ex_weighted_accumulation", "my_minibatch", "accumulated",
                                      r"model\.zero_grad\(\)"),
     "calls_the_library": Mistake("ex_weighted_accumulation", "my_minibatch", "accumulated", r"write the loop yourself"),
+    "imports_the_library_answer_by_name": Mistake("ex_weighted_accumulation", "my_minibatch", "accumulated",
+                                                  r"write the loop yourself"),
+    "shuffles_the_callers_batch_in_place": Mistake("ex_weighted_accumulation", "my_minibatch", "accumulated",
+                                                   r"changed the caller's X in place"),
     "accepts_a_micro_batch_of_zero": Mistake("ex_weighted_accumulation", "my_minibatch", "accumulated",
                                              r"Check micro_batch"),
     # ---- exercise 7: the (N/M) sum estimate
@@ -96,6 +112,9 @@ MISTAKES: dict[str, Mistake] = {
                               r"multiply the per-token losses by the mask"),
     "whole_batch_at_once": Mistake("ex_token_weighted_accumulation", "my_minibatch", "token_weighted_accumulated",
                                    r"micro-batches of at most micro_batch"),
+    "normalises_the_callers_mask_in_place": Mistake("ex_token_weighted_accumulation", "my_minibatch",
+                                                    "token_weighted_accumulated",
+                                                    r"changed the caller's mask in place"),
 }
 
 

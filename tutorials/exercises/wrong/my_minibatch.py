@@ -8,6 +8,7 @@ import numpy as np
 from solutions.my_minibatch import LossFn, _gradients, token_losses
 
 from tinygrad_mb import Tensor, minibatch, nn
+from tinygrad_mb.minibatch import accumulated as library_accumulated  # taken before any checker runs
 
 
 def _chunks(n: int, m: int) -> list[slice]:
@@ -63,6 +64,18 @@ def keeps_stale_gradients(model, loss_fn, X, y, micro_batch):
 def calls_the_library(model, loss_fn, X, y, micro_batch):
     """The library's answer, copied instead of written."""
     return minibatch.accumulated(model, loss_fn, X, y, micro_batch)
+
+
+def imports_the_library_answer_by_name(model, loss_fn, X, y, micro_batch):
+    """The library's answer through a name imported at the top of the file."""
+    return library_accumulated(model, loss_fn, X, y, micro_batch)
+
+
+def shuffles_the_callers_batch_in_place(model, loss_fn, X, y, micro_batch):
+    """The right weights, after shuffling the caller's own X and y in place (X[...] = X[perm])."""
+    perm = np.random.default_rng(0).permutation(len(X))
+    X[...], y[...] = X[perm], y[perm]  # the mean over the batch does not care; the caller does
+    return _weighted(model, loss_fn, X, y, micro_batch, lambda n, B, K: n / B)
 
 
 def accepts_a_micro_batch_of_zero(model, loss_fn, X, y, micro_batch):
@@ -144,4 +157,14 @@ def whole_batch_at_once(model, X, labels, mask, micro_batch):
     mask = np.asarray(mask, dtype=float)
     model.zero_grad()
     ((token_losses(model, X, labels) * mask).sum() / mask.sum()).backward()
+    return _gradients(model)
+
+
+def normalises_the_callers_mask_in_place(model, X, labels, mask, micro_batch):
+    """The right weights, from the caller's own mask divided by its sum in place."""
+    w = np.asarray(mask, dtype=float)  # no copy when the mask is already float
+    w /= w.sum()
+    model.zero_grad()
+    for c in _chunks(len(X), micro_batch):
+        (token_losses(model, X[c], labels[c]) * w[c]).sum().backward()
     return _gradients(model)

@@ -22,6 +22,18 @@ def leaky_relu_composed_of_existing_ops(x: Tensor, slope: float = 0.01) -> Tenso
     return x.relu() - (-x).relu() * slope
 
 
+def leaky_relu_backward_changes_g_in_place(x: Tensor, slope: float = 0.01) -> Tensor:
+    """Right alone, but the backward multiplies g in place: another input's gradient that is the
+    same array (add sends one g to both of its inputs) changes with it."""
+    local = np.where(x.data > 0, 1.0, slope).astype(x.dtype, copy=False)
+    data = np.where(x.data > 0, x.data, slope * x.data).astype(x.dtype, copy=False)
+
+    def backward(g):
+        g *= local
+        return (g,)
+    return Tensor.record(data, (x,), "leaky_relu", backward)
+
+
 # ---------------------------------------------------------------- exercise 2: logsumexp
 def logsumexp_without_the_max_shift(x: Tensor, axis: int = -1, keepdims: bool = False) -> Tensor:
     """log(sum(exp(x))) as written on paper: exp(1000) overflows."""
@@ -43,6 +55,28 @@ def _shifted_logsumexp(x: Tensor, axis: int, keepdims: bool, backward_of) -> Ten
     out = m + np.log(total)
     return Tensor.record(out if keepdims else np.squeeze(out, axis=axis), (x,), "logsumexp",
                          backward_of(e / total))
+
+
+def logsumexp_backward_without_the_shift(x: Tensor, axis: int = -1, keepdims: bool = False) -> Tensor:
+    """A shifted forward, but the backward's softmax from np.exp(x) unshifted: nan past exp(709)."""
+    def backward_of(_softmax):
+        def backward(g):
+            e = np.exp(x.data)
+            return ((g if keepdims else np.expand_dims(g, axis)) * e / e.sum(axis=axis, keepdims=True),)
+        return backward
+    with np.errstate(over="ignore", invalid="ignore"):  # the overflow is the mistake, not an error here
+        return _shifted_logsumexp(x, axis, keepdims, backward_of)
+
+
+def logsumexp_backward_scales_its_softmax_in_place(x: Tensor, axis: int = -1, keepdims: bool = False) -> Tensor:
+    """The backward multiplies the softmax it keeps by g in place: a second backward pass starts
+    from g times the softmax instead of the softmax."""
+    def backward_of(softmax):
+        def backward(g):
+            np.multiply(softmax, g if keepdims else np.expand_dims(g, axis), out=softmax)  # in place
+            return (softmax,)
+        return backward
+    return _shifted_logsumexp(x, axis, keepdims, backward_of)
 
 
 def logsumexp_backward_ignores_upstream(x: Tensor, axis: int = -1, keepdims: bool = False) -> Tensor:
@@ -71,3 +105,16 @@ def maximum_without_unbroadcast(a: Tensor, b: ArrayLike) -> Tensor:
     data = apply_elementwise("maximum", np.maximum, a, b)
     share_a = (a.data > b.data) + 0.5 * (a.data == b.data)
     return Tensor.record(data, (a, b), "maximum", lambda g: (g * share_a, g * (1 - share_a)))
+
+
+def maximum_backward_changes_g_in_place(a: Tensor, b: ArrayLike) -> Tensor:
+    """Right alone, but the backward turns g into a's share in place before computing b's."""
+    b = as_operand(b, like=a)
+    data = apply_elementwise("maximum", np.maximum, a, b)
+    share_a = (a.data > b.data) + 0.5 * (a.data == b.data)
+
+    def backward(g):
+        g_b = g * (1 - share_a)
+        g *= share_a
+        return unbroadcast(g, a.shape), unbroadcast(g_b, b.shape)
+    return Tensor.record(data, (a, b), "maximum", backward)

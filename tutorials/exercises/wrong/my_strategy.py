@@ -61,3 +61,10 @@ def accepts_any_max_norm(model: nn.Module, loss_fn: LossFn, X: Any, y: Any, max_
     norms = np.sqrt(sum(np.sum(g.reshape(B, -1) ** 2, axis=1) for g in per_sample))
     scale = np.minimum(1.0, max_norm / np.maximum(norms, np.finfo(float).tiny))
     return _store(model, [np.tensordot(scale, g, axes=1) / B for g in per_sample])
+
+
+def calls_the_library_clipped_mean(model: nn.Module, loss_fn: LossFn, X: Any, y: Any,
+                                   max_norm: float) -> list[np.ndarray]:
+    """The library's answer, copied instead of written."""
+    _check(max_norm)
+    return list(minibatch.clipped_mean(model, loss_fn, X, y, max_norm))
