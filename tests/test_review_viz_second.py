@@ -17,6 +17,7 @@ import pytest
 from tinygrad_mb import Tensor, nn
 from viz import draw_backward_steps, draw_error_first, draw_graph, draw_strategies, draw_whose_activations, walk
 from viz.dot import to_dot
+from viz.graph import summarize
 
 
 def regression_at_its_minimum() -> tuple[nn.MLP, np.ndarray, np.ndarray]:
@@ -177,3 +178,21 @@ def test_dot_text_looks_through_the_edges_a_fixed_number_of_times() -> None:
     source = to_dot(counted)
     assert source.count("->") == len(graph.edges)
     assert CountedEdges.scans <= 3  # not once per node
+
+
+def test_asking_a_rule_again_does_not_change_the_gradients_the_frames_show() -> None:
+    """The stepper asks each rule which inputs it sends to; a rule that changes g in place (wrong,
+    but a learner's first try) must not change the gradient printed in its node's box."""
+    x = Tensor([1.0, 2.0], requires_grad=True, name="x")
+
+    def doubling(g):
+        g *= 2.0  # in place: the mistake
+        return (g,)
+
+    doubled = Tensor.record(x.data * 2, (x,), "double", doubling)
+    y = (doubled * 3.0).sum()
+    steps = draw_backward_steps(y)
+    y.backward()  # what the engine computes with this rule (its in-place change included): 6 at the node
+    shown = f"grad {summarize(doubled.grad)}"
+    box = next(line for line in steps[-1].picture.source.splitlines() if "<B>double</B>" in line)
+    assert shown == "grad min 6 · mean 6 · max 6" and shown in box  # asked again on a copy: not 12
