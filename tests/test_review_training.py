@@ -135,8 +135,9 @@ def test_validation_data_with_nan_is_refused_before_training(tmp_path: Path) -> 
     assert not (tmp_path / "run.ckpt").exists()
 
 
-def test_an_infinite_noise_scale_is_recorded_and_saved(tmp_path: Path) -> None:
-    """B_simple is inf when the gradient is exactly 0; the checkpoint took that for divergence and refused."""
+def test_an_infinite_or_undefined_noise_scale_is_recorded_and_saved(tmp_path: Path) -> None:
+    """B_simple is inf when the mean gradient is 0, nan when every gradient is; the checkpoint took
+    such a history for divergence and refused."""
     x = np.linspace(-1.0, 1.0, 10)[:, None]
     model = nn.Linear(1, 1, rng=0)
     model.weight.data[:] = 2.0
@@ -144,8 +145,17 @@ def test_an_infinite_noise_scale_is_recorded_and_saved(tmp_path: Path) -> None:
     trainer = Trainer(model, nn.mse_loss, optim.SGD(model.parameters(), lr=0.1), progress=False,
                       noise_scale=True, checkpoint=tmp_path / "run.ckpt")
     history = trainer.fit(x, 2 * x + 1, batch_size=5, epochs=2)
+    assert np.isnan(history["noise_scale"]).all() and len(history["noise_scale"]) == 2
+    assert np.isnan(read_checkpoint(tmp_path / "run.ckpt").history["noise_scale"]).all()
+
+    noisy = 2 * x + 1 + 0.1 * np.random.default_rng(0).normal(size=x.shape)
+    solution, *_ = np.linalg.lstsq(np.c_[x, np.ones(10)], noisy, rcond=None)
+    model.weight.data[:], model.bias.data[:] = solution[:1], solution[1]  # the minimum: mean gradient 0
+    trainer = Trainer(model, nn.mse_loss, optim.SGD(model.parameters(), lr=1e-300), progress=False,
+                      noise_scale=True, checkpoint=tmp_path / "min.ckpt")  # steps too small to leave it
+    history = trainer.fit(x, noisy, batch_size=5, epochs=2)
     assert history["noise_scale"] == [np.inf, np.inf]
-    assert read_checkpoint(tmp_path / "run.ckpt").history == history
+    assert read_checkpoint(tmp_path / "min.ckpt").history == history
 
 
 class WithUnusedParameter(nn.Module):

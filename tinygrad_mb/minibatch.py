@@ -255,7 +255,8 @@ def _per_sample_layers(model: nn.Module, op: str = "per_sample_gradients") -> li
     else:
         layers = [model]
     for layer in layers:
-        if type(layer).forward not in _PER_SAMPLE_FORWARDS or not _own_call(layer):
+        if not isinstance(layer, nn.Module) or type(layer).forward not in _PER_SAMPLE_FORWARDS \
+                or not _own_call(layer):
             raise TypeError(
                 f"{op}: cannot vectorise over layer {layer!r}; only Linear layers "
                 f"and elementwise activations (Tanh, ReLU, Sigmoid), chained by Sequential with their "
@@ -368,7 +369,8 @@ def clipped_mean(model: nn.Module, loss_fn: LossFn, X: Any, y: Any, max_norm: fl
         rows, loss = _layer_rows(model, loss_fn, X, y, "clipped_mean")
         norms = _norms_of_rows(rows, B, "clipped_mean")
         # a zero gradient needs no clipping (and must not divide by zero)
-        factors = np.minimum(1.0, max_norm / np.maximum(norms, np.finfo(np.float64).tiny))
+        with np.errstate(over="ignore"):  # max_norm / tiny is inf for a zero gradient: its factor is 1
+            factors = np.minimum(1.0, max_norm / np.maximum(norms, np.finfo(np.float64).tiny))
         grads: dict[int, np.ndarray] = {}
         for layer, h, g in rows:
             weighted = g * (factors / B)[:, None, None]  # c_i g_i / B
@@ -394,11 +396,14 @@ def gradient_noise_scale(model: nn.Module, loss_fn: LossFn, X: Any, y: Any,
     computed from ``per_sample_grad_norms`` (no per-sample gradients). The second assumes the
     batch was drawn from an endless supply of samples. When it was drawn without replacement
     from a data set of N = ``dataset_size`` samples, the batch mean's variance shrinks by
-    (N − B)/N, so |Ĝ|² = ‖ḡ‖² − (tr Σ̂ / B)(N − B)/N: exact, ‖ḡ‖², when the batch IS the data set.
+    (N − B)/N, so |Ĝ|² = ‖ḡ‖² − (tr Σ̂ / B)(N − B)/N: exact, ‖ḡ‖², when the batch IS the data set
+    (tr Σ̂ keeps its 1/(B − 1), the unbiased estimate for the population the data came from).
 
-    B_simple is roughly the batch size beyond which a larger batch stops paying off. When
-    |Ĝ|² ≤ 0 the noise dominates this batch (the mean gradient is not measurably different
-    from zero): a warning says so and the result is ``inf``.
+    B_simple is roughly the batch size beyond which a larger batch stops paying off. When |Ĝ|²
+    is 0 or below, up to the rounding of the sums it comes from, the noise dominates this batch
+    (the mean gradient is not measurably different from zero): a warning says so and the result
+    is ``inf``. When every sample's gradient is 0 there is neither signal nor noise: a warning,
+    and ``nan``. It is a measurement: every .grad is left as it was.
     """
     X, y, _ = check_batch(model, X, y, "gradient_noise_scale")  # every check before .grad changes
     B = len(X)
@@ -409,15 +414,28 @@ def gradient_noise_scale(model: nn.Module, loss_fn: LossFn, X: Any, y: Any,
         raise ValueError(f"gradient_noise_scale: dataset_size must be a whole number N >= the batch size {B} "
                          f"(or None for an endless supply of samples), got {dataset_size!r}")
     check_per_sample(model, loss_fn, "gradient_noise_scale")  # so its own name is in the error
-    norms = per_sample_grad_norms(model, loss_fn, X, y)
-    mean_gradient = [p.grad for p in model.parameters()]  # ḡ: per_sample_grad_norms left it in .grad
-    mean_sq = float(sum(np.sum(g * g) for g in mean_gradient if g is not None))  # ‖ḡ‖²
-    trace = (float(np.sum(norms**2)) - B * mean_sq) / (B - 1)
+    params = list(model.parameters())
+    with grads_put_back(params):
+        rows, _ = _layer_rows(model, loss_fn, X, y, "gradient_noise_scale")
+        norms = _norms_of_rows(rows, B, "gradient_noise_scale")
+        mean_sq = float(sum(np.sum(p.grad * p.grad) for p in params if p.grad is not None))  # ‖ḡ‖², ḡ in .grad
+    squares = float(np.sum(norms**2))  # Σ_i ‖g_i‖²
+    trace = (squares - B * mean_sq) / (B - 1)
     finite_population = 1.0 if dataset_size is None else (dataset_size - B) / dataset_size
     signal = mean_sq - trace / B * finite_population
-    if signal <= 0:
-        warnings.warn(f"gradient_noise_scale: |G|² estimate {signal:.3g} <= 0: the noise dominates this batch of "
-                      f"{B}; returning inf (use a larger batch to measure it)", RuntimeWarning, stacklevel=2)
+    if squares == 0:
+        warnings.warn("gradient_noise_scale: every sample's gradient is 0 (a perfect fit, or units that pass "
+                      "no gradient): there is neither signal nor noise to measure; returning nan",
+                      RuntimeWarning, stacklevel=2)
+        return math.nan
+    # ‖ḡ‖² and tr Σ̂/B come from sums of B terms no larger than Σ_i ‖g_i‖²: a signal below B·eps of
+    # that is rounding (one sample with a gradient and B − 1 without make |Ĝ|² exactly 0 on paper)
+    eps = max(float(np.finfo(p.dtype).eps) for p in params)
+    if signal <= 4 * B * eps * squares:
+        advice = ("the batch is the whole data set, so no larger batch can tell" if finite_population == 0
+                  else "use a larger batch to measure it")
+        warnings.warn(f"gradient_noise_scale: |G|² estimate {signal:.3g} is not above rounding: the noise "
+                      f"dominates this batch of {B}; returning inf ({advice})", RuntimeWarning, stacklevel=2)
         return math.inf
     return max(trace, 0.0) / signal
 
@@ -455,8 +473,9 @@ def _layer_rows(model: nn.Module, loss_fn: LossFn, X: np.ndarray, y: np.ndarray,
     for layer, inp, z in records:
         if z.grad is None:  # a frozen layer with nothing trainable before it
             continue
-        rows.append((layer, inp.data.reshape(B, -1, layer.in_features),
-                     (z.grad * B).reshape(B, -1, layer.out_features)))  # ×B: ∂L/∂z_i = (1/B) ∂ℓ_i/∂z_i
+        # widths from the arrays themselves: a weight replaced by hand may no longer match in_features
+        rows.append((layer, inp.data.reshape(B, -1, inp.shape[-1]),
+                     (z.grad * B).reshape(B, -1, z.shape[-1])))  # ×B: ∂L/∂z_i = (1/B) ∂ℓ_i/∂z_i
     return rows, loss.item()
 
 
