@@ -153,7 +153,8 @@ def test_a_rank_failing_on_its_shard_raises_on_every_rank_and_changes_no_grad(re
         if rank == size - 1:  # the rank with the broken shard names its own mistake
             assert case["failure"].startswith("ValueError: data_parallel_gradient: X_shard"), case["failure"]
         else:
-            assert case["failure"].startswith(f"RuntimeError: data_parallel_gradient: 1 of the {size} ranks"), case
+            assert case["failure"].startswith(f"RuntimeError: data_parallel_gradient: a rank among the {size} "
+                                              f"failed on its shard"), case
         assert case["failure_grad_kept"], (rank, case)
 
 
@@ -181,6 +182,74 @@ def test_trainer_shows_progress_and_writes_checkpoints_on_rank_0_only(report: di
     assert [r["checkpoint_written"] for r in results] == only_rank_0
     if importlib.util.find_spec("tqdm") is not None:  # without tqdm no rank shows a bar
         assert [r["progress_shown"] for r in results] == only_rank_0
+
+
+# ------------------------------------------------------------------------------ ranks that disagree
+@pytest.fixture(scope="module")
+def disagreements(tmp_path_factory: pytest.TempPathFactory) -> list[dict[str, Any]]:
+    """tests/mpi/disagreements.py on 2 ranks: what each rank raised in each case (a hang fails the launch)."""
+    require_mpi()
+    run = mpiexec(2, str(MPI_SCRIPTS / "disagreements.py"), str(tmp_path_factory.mktemp("disagree")))
+    lines = [line for line in run.stdout.splitlines() if line.startswith("REPORT ")]
+    assert run.returncode == 0 and lines, f"the MPI checks failed (exit code {run.returncode}):\n{run.stderr}"
+    return json.loads(lines[-1][len("REPORT "):])["ranks"]
+
+
+OTHERS_RAISE = "RuntimeError: {op}: a rank among the 2 failed on {what} (its own error says why), so every rank"
+
+
+@pytest.mark.parametrize("case, failing, own, op, what", [
+    ("bad_weighting_on_one_rank", 1, "ValueError: data_parallel_gradient: weighting must be one of",
+     "data_parallel_gradient", "its shard"),
+    ("batch_size_0_on_one_rank", 1, "ValueError: Trainer.fit: batch_size must be", "Trainer.fit (data_parallel)",
+     "the checks before training"),
+    ("checkpoint_unwritable_on_rank_0", 0, "CheckpointError: Trainer.fit: '", "Trainer.fit (data_parallel)",
+     "the checks before training"),
+])
+def test_a_rank_refusing_its_arguments_makes_every_rank_raise(disagreements: list[dict[str, Any]], case: str,
+                                                              failing: int, own: str, op: str, what: str) -> None:
+    """It used to raise alone, before the first collective, and leave the other rank waiting forever."""
+    for report in disagreements:
+        expected = own if report["rank"] == failing else OTHERS_RAISE.format(op=op, what=what)
+        assert report[case].startswith(expected), (report["rank"], report[case])
+
+
+@pytest.mark.parametrize("case", ["weightings_differ", "models_differ", "dtypes_differ"])
+def test_ranks_with_different_models_or_weightings_all_raise(disagreements: list[dict[str, Any]], case: str) -> None:
+    """Different weightings gave each rank another gradient, silently; different models hung or crashed MPI."""
+    for report in disagreements:
+        assert report[case].startswith("ValueError: data_parallel_gradient: the model's parameter shapes and "
+                                       "dtypes, and weighting differ between the 2 ranks"), report[case]
+
+
+@pytest.mark.parametrize("case, fragment", [
+    ("sgld_without_a_seed", "for SGLD pass the same seed="),
+    ("learning_rates_differ", "build the optimizer with the same arguments on every rank"),
+    ("loaded_on_rank_0_only", "call trainer.load(path) on every rank"),
+])
+def test_trainers_that_would_drift_apart_are_refused_on_every_rank(disagreements: list[dict[str, Any]], case: str,
+                                                                   fragment: str) -> None:
+    """SGLD without a seed drew other noise on every rank: the ranks' models drifted apart silently."""
+    for report in disagreements:
+        assert report[case].startswith("ValueError: Trainer.fit (data_parallel):") and fragment in report[case]
+
+
+def test_a_communicator_that_is_not_one_is_refused(disagreements: list[dict[str, Any]]) -> None:
+    for report in disagreements:
+        assert report["not_a_communicator"].startswith("TypeError: data_parallel_gradient: comm must be an MPI "
+                                                       "communicator"), report
+        assert report["null_communicator"].startswith("TypeError: Trainer: comm must be"), report
+
+
+def test_frozen_tensors_start_from_rank_0s_values_too(disagreements: list[dict[str, Any]]) -> None:
+    """Only trainable parameters were broadcast: frozen ones kept each rank's own, and every step
+    summed the gradients of different models."""
+    assert all(r["frozen_equal_everywhere"] and r["frozen_is_rank_0s"] for r in disagreements)
+
+
+def test_only_rank_0_probes_the_checkpoint(disagreements: list[dict[str, Any]]) -> None:
+    """Every rank probed the path and deleted the others' probe files, rank 0's save among them."""
+    assert all(r["twenty_fits_with_a_checkpoint"] == "ok" for r in disagreements), disagreements
 
 
 # ------------------------------------------------------------------------------ a rank that raises

@@ -80,7 +80,7 @@ def test_a_bad_label_in_a_late_batch_changes_nothing() -> None:
 
 @pytest.mark.parametrize("case", ["one sample", "a shared layer"])
 def test_a_noise_scale_that_cannot_be_measured_changes_nothing(case: str) -> None:
-    """The noise scale failed only after the first epoch had trained."""
+    """The noise scale failed only after the first epoch had trained; now before any training."""
     if case == "one sample":
         model: nn.Module = nn.MLP([2, 4, 2], rng=0)
         data = X[:1], Y[:1]
@@ -88,11 +88,15 @@ def test_a_noise_scale_that_cannot_be_measured_changes_nothing(case: str) -> Non
         shared = nn.Linear(2, 2, rng=0)
         model = nn.Sequential(shared, nn.Tanh(), shared)
         data = X, Y
+    if case == "a shared layer":  # refused when the trainer is built, before any fit
+        with pytest.raises(ValueError, match=r"^Trainer\(noise_scale=True\): parameter .* is used by two layers"):
+            Trainer(model, nn.cross_entropy, optim.SGD(model.parameters(), lr=0.1), noise_scale=True)
+        return
     trainer = Trainer(model, nn.cross_entropy, optim.SGD(model.parameters(), lr=0.1), progress=False,
                       noise_scale=True)
     before = everything_of(trainer)
-    with pytest.raises(ValueError, match=r"Trainer.fit \(epoch 1, the noise scale\)"):
-        trainer.fit(*data, batch_size=4, epochs=2)
+    with pytest.raises(ValueError, match=r"^Trainer.fit: noise_scale=True .* at least 2 samples, got 1"):
+        trainer.fit(*data, batch_size=4, epochs=2)  # refused before the first epoch
     assert same(everything_of(trainer), before)
 
 

@@ -33,6 +33,7 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 
 from . import nn, optim
+from .checks import describe
 from .data import make_moons
 from .grad_mode import grads_put_back
 from .minibatch import Gradients, batched_mean, check_loss_fn
@@ -43,8 +44,8 @@ if TYPE_CHECKING:
 
 WEIGHTINGS = ("samples", "equal")
 # The all-reduced buffer: every parameter's gradient, flattened one after the other, then these
-# four numbers (indices from the end), so that sums and counts travel together.
-LOSS, COUNT, EMPTY, FAILED = -4, -3, -2, -1
+# three numbers (indices from the end), so that sums and counts travel together.
+LOSS, COUNT, EMPTY = -3, -2, -1
 
 
 def _mpi() -> Any:
@@ -59,9 +60,15 @@ def _mpi() -> Any:
     return MPI
 
 
-def communicator(comm: MPI.Comm | None = None) -> MPI.Comm:
+def communicator(comm: MPI.Comm | None = None, op: str = "comm") -> MPI.Comm:
     """``comm``, or MPI.COMM_WORLD (every process mpiexec started) when it is None."""
-    return _mpi().COMM_WORLD if comm is None else comm
+    MPI = _mpi()
+    if comm is None:
+        return MPI.COMM_WORLD
+    if not isinstance(comm, MPI.Intracomm) or comm == MPI.COMM_NULL:
+        raise TypeError(f"{op}: comm must be an MPI communicator of processes such as MPI.COMM_WORLD (or None, "
+                        f"which means it), got {describe(comm)}")
+    return comm
 
 
 def shard(n: int, rank: int, size: int) -> slice:
@@ -104,21 +111,27 @@ def data_parallel_gradient(model: nn.Module, loss_fn: nn.LossFn, X_shard: Any, y
     Returns:
         A ``Gradients`` list aligned with ``model.parameters()`` and left in their .grad, with
         ``.loss`` the batch's mean loss (for "equal", the mean of the ranks' mean losses). If any
-        rank fails, every rank raises and no .grad changes: no rank is left waiting.
+        rank fails, or the ranks' models or weightings differ, every rank raises and no .grad
+        changes: no rank is left waiting.
     """
-    if weighting not in WEIGHTINGS:
-        raise ValueError(f"data_parallel_gradient: weighting must be one of {list(WEIGHTINGS)}, got {weighting!r}")
-    MPI, comm = _mpi(), communicator(comm)
+    MPI, comm = _mpi(), communicator(comm, "data_parallel_gradient")
     K = comm.Get_size()
-    check_loss_fn(loss_fn, "data_parallel_gradient")
-    params = list(model.parameters())
-    if not params:
-        raise ValueError("data_parallel_gradient: the model has no parameters (tensors with requires_grad=True)")
-    buf = np.zeros(sum(p.size for p in params) + 4)
+    params = list(model.parameters()) if isinstance(model, nn.Module) else []
+    buf = np.zeros(0)
     with grads_put_back(params, on_success=False):
         error = None
-        try:
+        try:  # every check on this rank, then its shard's gradient sum, before any rank waits for another
+            if not isinstance(model, nn.Module):
+                raise TypeError(f"data_parallel_gradient: model must be an nn.Module, got {describe(model)}")
+            if weighting not in WEIGHTINGS:
+                raise ValueError(f"data_parallel_gradient: weighting must be one of {list(WEIGHTINGS)}, "
+                                 f"got {weighting!r}")
+            check_loss_fn(loss_fn, "data_parallel_gradient")
+            if not params:
+                raise ValueError("data_parallel_gradient: the model has no parameters (tensors with "
+                                 "requires_grad=True)")
             X, y = shard_arrays(X_shard, y_shard)
+            buf = np.zeros(sum(p.size for p in params) + 3)
             if len(X):
                 local = batched_mean(model, loss_fn, X, y)  # this shard's mean gradient and loss
                 scale = len(X) if weighting == "samples" else 1  # the sum over its samples, or the mean
@@ -127,25 +140,21 @@ def data_parallel_gradient(model: nn.Module, loss_fn: nn.LossFn, X_shard: Any, y
                 buf[LOSS], buf[COUNT] = local.loss * scale, len(X)
             else:
                 buf[EMPTY] = 1  # adds nothing to the sums; counted so that "equal" can refuse it
-        except Exception as exc:  # take part in the all-reduce anyway, so that no rank waits forever
+        except Exception as exc:  # take part in the agreement anyway, so that no rank waits forever
             error = exc
-            buf[:] = 0.0
-            buf[FAILED] = 1
-        # ONE call for everything: each collective makes every rank wait for all the others and
+        # First a few bytes: did every rank succeed, with the same parameter shapes, dtypes and
+        # weighting? Ranks that disagree must all stop here, not wait in an all-reduce of buffers
+        # of different lengths, which MPI cannot even detect.
+        agree(comm, error, "data_parallel_gradient", "its shard", "the model's parameter shapes and dtypes, "
+              "and weighting", [weighting, *[(p.shape, p.dtype.str) for p in params]],
+              "build the same model on every rank and pass the same weighting.")
+        # ONE call for every gradient: each collective makes every rank wait for all the others and
         # pays a fixed latency (microseconds between processes, far more across a network),
         # whatever its size; one call per parameter would pay it once per parameter. One large
         # buffer lets MPI choose its bandwidth-optimal algorithm, and the counts ride along.
         # The upper-case Allreduce sends the raw float64 memory; lower-case allreduce would
         # pickle Python objects.
         comm.Allreduce(MPI.IN_PLACE, buf, op=MPI.SUM)
-        if error is not None:
-            raise error
-        if buf[FAILED]:
-            raise RuntimeError(
-                f"data_parallel_gradient: {int(buf[FAILED])} of the {K} ranks failed on their shard (their own "
-                f"error says why); this rank's shard was fine, but without theirs the batch gradient would be "
-                f"wrong, so every rank raises here and no .grad changes."
-            )
         if weighting == "equal" and buf[EMPTY]:
             raise ValueError(
                 f"data_parallel_gradient(weighting='equal'): {int(buf[EMPTY])} of the {K} shards "
@@ -163,6 +172,41 @@ def data_parallel_gradient(model: nn.Module, loss_fn: nn.LossFn, X_shard: Any, y
         return Gradients([g.copy() for g in grads], buf[LOSS])
 
 
+def agree(comm: MPI.Comm, error: BaseException | None, op: str, what_failed: str, what: str,
+          values: Sequence[Any], fix: str) -> None:
+    """Raise on every rank unless every rank got here without ``error`` and with the same ``values``.
+
+    One small all-reduce (the largest of each number): a flag for a failure, and a fingerprint
+    of ``values`` with its negative, whose largest value is minus the smallest, so that two
+    different fingerprints show. The rank that failed raises its own error; the others say that
+    a rank failed, so no rank is left waiting for one that stopped.
+    """
+    MPI = _mpi()
+    mark = float(int.from_bytes(_fingerprint(values)[:6], "big"))  # 48 bits: exact in a float64
+    flags = np.array([float(error is not None), mark, -mark])
+    comm.Allreduce(MPI.IN_PLACE, flags, op=MPI.MAX)
+    if error is not None:
+        raise error
+    K = comm.Get_size()
+    if flags[0]:
+        raise RuntimeError(f"{op}: a rank among the {K} failed on {what_failed} (its own error says why), so "
+                           f"every rank raises here instead of waiting for it; nothing was changed.")
+    if flags[1] != -flags[2]:
+        raise ValueError(f"{op}: {what} differ between the {K} ranks; {fix}")
+
+
+def _fingerprint(values: Sequence[Any]) -> bytes:
+    """A digest of ``values``: an array by its dtype, shape and bytes; anything else by its repr."""
+    digest = hashlib.sha256()
+    for v in values:
+        if isinstance(v, np.ndarray):
+            digest.update(f"{v.dtype.str}{v.shape}".encode() + np.ascontiguousarray(v).tobytes())
+        else:
+            digest.update(repr(v).encode())
+        digest.update(b"|")  # so that (1, 23) and (12, 3) differ
+    return digest.digest()
+
+
 def shard_arrays(X: Any, y: Any) -> tuple[np.ndarray, np.ndarray]:
     """A shard as arrays, one sample per row; unlike a batch it may be empty."""
     X = np.asarray(X.data if isinstance(X, Tensor) else X)
@@ -178,14 +222,7 @@ def shard_arrays(X: Any, y: Any) -> tuple[np.ndarray, np.ndarray]:
 # ------------------------------------------------------------------------------ keeping the ranks together
 def check_same_on_every_rank(comm: MPI.Comm, op: str, what: str, values: Sequence[Any], fix: str) -> None:
     """Raise on every rank (so none waits) unless ``values`` are the same on every rank as on rank 0."""
-    digest = hashlib.sha256()
-    for v in values:  # an array by its dtype, shape and bytes; anything else by its repr
-        if isinstance(v, np.ndarray):
-            digest.update(f"{v.dtype.str}{v.shape}".encode() + np.ascontiguousarray(v).tobytes())
-        else:
-            digest.update(repr(v).encode())
-        digest.update(b"|")  # so that (1, 23) and (12, 3) differ
-    mine = digest.hexdigest()
+    mine = _fingerprint(values).hex()
     this_differs = mine != comm.bcast(mine, root=0)
     differ = comm.allreduce(int(this_differs))
     if differ:
@@ -194,19 +231,42 @@ def check_same_on_every_rank(comm: MPI.Comm, op: str, what: str, values: Sequenc
 
 
 def broadcast_parameters(model: nn.Module, comm: MPI.Comm | None = None) -> None:
-    """Overwrite every rank's parameter values with rank 0's.
+    """Overwrite every rank's tensors of ``model`` with rank 0's: the parameters, and the frozen
+    ones (requires_grad=False), which take part in every forward pass too.
 
     Ranks that start identical stay identical: each step they all receive the same summed
     gradient and their optimizers take the same step, so parameters never need sending again.
     """
-    comm = communicator(comm)
-    params = list(model.parameters())
-    check_same_on_every_rank(comm, "broadcast_parameters", "the model's parameter shapes and dtypes",
-                             [(p.shape, p.dtype.str) for p in params], "build the same model on every rank.")
-    flat = np.concatenate([p.data.ravel() for p in params], dtype=np.float64)  # holds float32 exactly
+    comm = communicator(comm, "broadcast_parameters")
+    tensors = model_tensors(model)
+    check_same_on_every_rank(comm, "broadcast_parameters", "the model's tensors (shapes, dtypes, which are trainable)",
+                             [(t.shape, t.dtype.str, t.requires_grad) for t in tensors],
+                             "build the same model on every rank.")
+    if not tensors:
+        return
+    flat = np.concatenate([t.data.ravel() for t in tensors], dtype=np.float64)  # holds float32 exactly
     comm.Bcast(flat, root=0)
-    for p, value in zip(params, _unflatten(flat, params)):
-        p.data[...] = value
+    for t, value in zip(tensors, _unflatten(flat, tensors)):
+        t.data[...] = value
+
+
+def model_tensors(model: nn.Module) -> list[Tensor]:
+    """Every tensor the model holds (trainable or not), once each, in the order of its attributes."""
+    found: dict[int, Tensor] = {}
+    seen: set[int] = set()
+
+    def visit(value: Any) -> None:
+        if isinstance(value, Tensor):
+            found.setdefault(id(value), value)
+        elif isinstance(value, (nn.Module, list, tuple, dict)) and id(value) not in seen:
+            seen.add(id(value))
+            items = vars(value).values() if isinstance(value, nn.Module) else (
+                value.values() if isinstance(value, dict) else value)
+            for item in items:
+                visit(item)
+
+    visit(model)
+    return list(found.values())
 
 
 def abort(comm: MPI.Comm, exc: BaseException) -> None:
@@ -247,16 +307,31 @@ class DataParallel:
     data set and takes its own slice of each global batch."""
 
     def __init__(self, comm: MPI.Comm | None = None):
-        self.comm = communicator(comm)
+        self.comm = communicator(comm, "Trainer")
         self.is_root = self.comm.Get_rank() == 0  # shows the progress bar and writes the checkpoint
 
-    def start(self, model: nn.Module, *run: Any) -> None:
-        """Check that every rank runs the same training (``run``: X, y, fit's arguments), then give
-        every rank rank 0's parameters."""
+    def agree(self, error: BaseException | None) -> None:
+        """Every rank checked fit's arguments: raise on every rank if any rank refused them."""
+        agree(self.comm, error, "Trainer.fit (data_parallel)", "the checks before training", "", [],
+              "")  # the same (empty) values everywhere: only the failure flag can differ
+
+    def start(self, model: nn.Module, optimizer: optim.Optimizer, epochs_done: int, *run: Any) -> None:
+        """Check that every rank runs the same training (``run``: X, y, fit's arguments) with the same
+        optimizer, then give every rank rank 0's tensors."""
+        check_same_on_every_rank(
+            self.comm, "Trainer.fit (data_parallel)", "the epochs already trained", [epochs_done],
+            "call trainer.load(path) on every rank, not on rank 0 alone.")
         check_same_on_every_rank(
             self.comm, "Trainer.fit (data_parallel)", "X, y or fit's arguments", run,
             "every rank must pass the same X, y, batch_size, epochs, shuffle and seed, and takes its own "
             "slice of each batch itself: do not split the data between the ranks yourself.")
+        state = optimizer.state_dict()
+        check_same_on_every_rank(
+            self.comm, "Trainer.fit (data_parallel)", "the optimizers (kind, hyperparameters, state)",
+            [state["kind"], repr(state["hyperparameters"]),
+             *[a if a is not None else "none" for entries in state["state"].values() for a in entries]],
+            "build the optimizer with the same arguments on every rank; for SGLD pass the same seed=, since "
+            "each rank would draw its own and the ranks' models would drift apart.")
         broadcast_parameters(model, self.comm)
 
     def gradient(self, model: nn.Module, loss_fn: nn.LossFn, X_batch: np.ndarray, y_batch: np.ndarray) -> Gradients:
@@ -336,6 +411,8 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--demo", action="store_true", help="compare 'samples' and 'equal' weighting on uneven shards")
     parser.add_argument("--epochs", type=int, default=30, help="epochs of the demo (default 30)")
     args = parser.parse_args(argv)
+    if args.epochs < 0:
+        parser.error(f"--epochs must be 0 or more, got {args.epochs}")
     if not args.demo:
         parser.print_help()
         return 2

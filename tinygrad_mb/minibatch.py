@@ -336,7 +336,7 @@ def per_sample_grad_norms(model: nn.Module, loss_fn: LossFn, X: Any, y: Any) -> 
 
 def _norms_of_rows(rows: list[tuple[nn.Linear, np.ndarray, np.ndarray]], B: int, op: str) -> np.ndarray:
     """Each sample's gradient norm from the layers' inputs h and output gradients g (see above)."""
-    _refuse_shared(rows, op)
+    _refuse_shared([layer for layer, _, _ in rows], op)
     squared = np.zeros(B)
     for layer, h, g in rows:
         if h.shape[1] == 1:  # the usual case: one row per sample
@@ -479,10 +479,15 @@ def _layer_rows(model: nn.Module, loss_fn: LossFn, X: np.ndarray, y: np.ndarray,
     return rows, loss.item()
 
 
-def _refuse_shared(rows: list[tuple[nn.Linear, np.ndarray, np.ndarray]], op: str) -> None:
+def check_grad_norms(model: nn.Module, loss_fn: LossFn, op: str) -> None:
+    """Refuse what ``per_sample_grad_norms`` cannot compute (and so neither can the noise scale)."""
+    _refuse_shared([layer for layer in check_per_sample(model, loss_fn, op) if isinstance(layer, nn.Linear)], op)
+
+
+def _refuse_shared(layers: list[nn.Linear], op: str) -> None:
     """A parameter used by two layers gets the sum of two outer products: its norm does not factorise."""
     seen: set[int] = set()
-    for layer, _, _ in rows:
+    for layer in layers:
         for p in (layer.weight, layer.bias):
             if p is None or not p.requires_grad:  # a frozen parameter adds nothing to any norm
                 continue

@@ -114,7 +114,7 @@ class Trainer:
             raise TypeError(f"Trainer: checkpoint must be a file path (a str or pathlib.Path), got {checkpoint!r}")
         self.checkpoint = None if checkpoint is None else os.path.expanduser(os.fspath(checkpoint))
         if noise_scale:  # refuse a model or loss the norms cannot handle now, not after an epoch
-            minibatch.check_per_sample(model, loss_fn, "Trainer(noise_scale=True)")
+            minibatch.check_grad_norms(model, loss_fn, "Trainer(noise_scale=True)")
         self.noise_scale = bool(noise_scale)
         self.epochs_done = 0
         self.history: dict[str, list[float]] = {}
@@ -189,6 +189,71 @@ class Trainer:
                 epoch, whose steps are then undone.
             CheckpointError: before the first epoch, when the ``checkpoint`` path cannot be written.
         """
+        try:  # every check before training; under data_parallel every rank must pass them
+            X, y, batch_size, epochs, seed, validation = self._check_fit(X, y, batch_size, epochs, shuffle, seed,
+                                                                         validation)
+        except Exception as exc:
+            if self.parallel is not None:
+                self.parallel.agree(exc)  # the other ranks raise too, instead of waiting for this one
+            raise
+        if self.parallel is not None:
+            self.parallel.agree(None)
+
+        rng = np.random.default_rng(seed)
+        if self.parallel is not None:  # the same run on every rank, all starting from rank 0's weights
+            self.parallel.start(self.model, self.optimizer, self.epochs_done, X, y, batch_size, epochs,
+                                bool(shuffle), seed)
+        bar = self._progress_bar(epochs) if self.is_root else None
+        try:
+            for epoch in range(epochs):
+                batches = list(batch_indices(len(X), batch_size, shuffle, rng))
+                if epoch < self.epochs_done:
+                    continue  # already trained: its permutation is drawn, so later epochs match
+                put_back = self._snapshot()
+                try:
+                    for batch, idx in enumerate(batches):
+                        where = f"epoch {epoch + 1}, batch {batch + 1}"
+                        self._with_context(where, self._step, X[idx], y[idx], epoch, batch)
+                    metrics = self.evaluate(X, y)
+                    if self.noise_scale:
+                        metrics["noise_scale"] = self._with_context(f"epoch {epoch + 1}, the noise scale",
+                                                                    self.measure_noise_scale, X, y)
+                    if validation is not None:
+                        metrics.update({"val_" + k: v for k, v in self.evaluate(*validation).items()})
+                except (ValueError, TypeError, IndexError):
+                    put_back()  # bad input met during the epoch: the trainer is as it was before it
+                    raise
+                diverged = self._non_finite_state()
+                if not np.isfinite(metrics["loss"]) or diverged:
+                    what = (f"the loss over the training set is {metrics['loss']}" if not diverged
+                            else f"{diverged} holds NaN or inf")
+                    kept = f" (the checkpoint keeps epoch {self.epochs_done})" if self.checkpoint else ""
+                    raise FloatingPointError(
+                        f"Trainer.fit: {what} after epoch {epoch + 1}: its steps diverged. Nothing of this "
+                        f"epoch was recorded or saved{kept}. Try a smaller learning rate (after trainer.load, "
+                        f"set trainer.optimizer.lr: load restores the saved one)."
+                    )
+                for key, value in metrics.items():
+                    self.history.setdefault(key, []).append(value)
+                self.epochs_done = epoch + 1
+                if self.checkpoint is not None and self.is_root:
+                    self.save(self.checkpoint)
+                if bar is not None:
+                    bar.update(1)
+                    bar.set_postfix(loss=f"{self.history['loss'][-1]:.4f}")
+        except BaseException as exc:
+            if self.parallel is not None:
+                self.parallel.abort(exc)  # the other ranks would wait forever at their next all-reduce
+            raise
+        finally:
+            if bar is not None:
+                bar.close()
+        return self.history
+
+    def _check_fit(self, X: Any, y: Any, batch_size: Any, epochs: Any, shuffle: Any, seed: Any,
+                   validation: tuple[Any, Any] | None) -> tuple[np.ndarray, np.ndarray, int, int, int,
+                                                                tuple[Any, Any] | None]:
+        """fit's arguments checked, before anything trains: X, y, batch_size, epochs, seed, validation."""
         X, y, _ = minibatch.check_batch(self.model, X, y, "Trainer.fit")
         batch_size = whole_number(batch_size, "batch_size", minimum=1)
         epochs = whole_number(epochs, "epochs", minimum=0)
@@ -225,58 +290,13 @@ class Trainer:
             names |= {"val_" + key for key in before}
         if self.history:  # resuming: every metric must go on where it left off
             self._check_same_metrics(names, X, y)
-        if self.checkpoint is not None:
+        if self.noise_scale and len(X) < 2:
+            raise ValueError("Trainer.fit: noise_scale=True measures the noise between samples, which needs a "
+                             f"training set of at least 2 samples, got {len(X)}")
+        if self.checkpoint is not None and self.is_root:  # only rank 0 writes it (and probes it)
             check_destination(self.checkpoint, "Trainer.fit")  # fail now, not after an epoch of work
 
-        rng = np.random.default_rng(seed)
-        if self.parallel is not None:  # the same run on every rank, all starting from rank 0's weights
-            self.parallel.start(self.model, X, y, batch_size, epochs, shuffle, seed, self.epochs_done)
-        bar = self._progress_bar(epochs) if self.is_root else None
-        try:
-            for epoch in range(epochs):
-                batches = list(batch_indices(len(X), batch_size, shuffle, rng))
-                if epoch < self.epochs_done:
-                    continue  # already trained: its permutation is drawn, so later epochs match
-                put_back = self._snapshot()
-                try:
-                    for batch, idx in enumerate(batches):
-                        where = f"epoch {epoch + 1}, batch {batch + 1}"
-                        self._with_context(where, self._step, X[idx], y[idx], epoch, batch)
-                    metrics = self.evaluate(X, y)
-                    if self.noise_scale:
-                        metrics["noise_scale"] = self._with_context(f"epoch {epoch + 1}, the noise scale",
-                                                                    self.measure_noise_scale, X, y)
-                    if validation is not None:
-                        metrics.update({"val_" + k: v for k, v in self.evaluate(X_val, y_val).items()})
-                except (ValueError, TypeError, IndexError):
-                    put_back()  # bad input met during the epoch: the trainer is as it was before it
-                    raise
-                diverged = self._non_finite_state()
-                if not np.isfinite(metrics["loss"]) or diverged:
-                    what = (f"the loss over the training set is {metrics['loss']}" if not diverged
-                            else f"{diverged} holds NaN or inf")
-                    kept = f" (the checkpoint keeps epoch {self.epochs_done})" if self.checkpoint else ""
-                    raise FloatingPointError(
-                        f"Trainer.fit: {what} after epoch {epoch + 1}: its steps diverged. Nothing of this "
-                        f"epoch was recorded or saved{kept}. Try a smaller learning rate (after trainer.load, "
-                        f"set trainer.optimizer.lr: load restores the saved one)."
-                    )
-                for key, value in metrics.items():
-                    self.history.setdefault(key, []).append(value)
-                self.epochs_done = epoch + 1
-                if self.checkpoint is not None and self.is_root:
-                    self.save(self.checkpoint)
-                if bar is not None:
-                    bar.update(1)
-                    bar.set_postfix(loss=f"{self.history['loss'][-1]:.4f}")
-        except BaseException as exc:
-            if self.parallel is not None:
-                self.parallel.abort(exc)  # the other ranks would wait forever at their next all-reduce
-            raise
-        finally:
-            if bar is not None:
-                bar.close()
-        return self.history
+        return X, y, batch_size, epochs, seed, (None if validation is None else (X_val, y_val))
 
     @staticmethod
     def _with_context(where: str, fn: Callable[..., Any], *args: Any) -> Any:
