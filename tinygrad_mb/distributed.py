@@ -65,7 +65,10 @@ def communicator(comm: MPI.Comm | None = None, op: str = "comm") -> MPI.Comm:
     MPI = _mpi()
     if comm is None:
         return MPI.COMM_WORLD
-    if not isinstance(comm, MPI.Intracomm) or comm == MPI.COMM_NULL:
+    # what is used of it, so that a wrapper (one that times the calls, say) works too; COMM_NULL has
+    # the methods but no processes
+    needed = ("Get_rank", "Get_size", "Allreduce", "Bcast", "bcast", "allreduce", "Abort")
+    if not all(callable(getattr(comm, name, None)) for name in needed) or comm == MPI.COMM_NULL:
         raise TypeError(f"{op}: comm must be an MPI communicator of processes such as MPI.COMM_WORLD (or None, "
                         f"which means it), got {describe(comm)}")
     return comm
