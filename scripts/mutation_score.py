@@ -300,6 +300,28 @@ EQUIVALENT_GROUPS: list[tuple[str, list[str]]] = [
         'tinygrad_mb.minibatch.x_error_first_backward__mutmut_104',
         'tinygrad_mb.minibatch.x_error_first_backward__mutmut_107',
     ]),
+    # data.py and vae.py (tests/test_mutants_data_vae.py explains each)
+    ('the same arc traversed backwards (t symmetric about π/2), then randomly permuted: the same data set', [
+        'tinygrad_mb.data.x_make_moons__mutmut_73',
+    ]),
+    ('minus a centred normal draw instead of plus: the same distribution of noise', [
+        'tinygrad_mb.data.x_make_moons__mutmut_81',
+        'tinygrad_mb.data.x_make_spirals__mutmut_67',
+        'tinygrad_mb.data.x_make_regression__mutmut_90',
+    ]),
+    ('extra labels past position n, which y[order] never reads', [
+        'tinygrad_mb.data.x_make_moons__mutmut_101',
+    ]),
+    ("an argument removed that equals its default (tanh, float64, grads_put_back's falsy on_success)", [
+        'tinygrad_mb.vae.xǁVAEǁ__init____mutmut_37',
+        'tinygrad_mb.vae.xǁVAEǁ__init____mutmut_48',
+        'tinygrad_mb.vae.x_aevb_step__mutmut_43',
+        'tinygrad_mb.vae.x_binarised_digits__mutmut_2',
+    ]),
+    ('a batch mean added onto per-sample terms, then averaged: the same mean', [
+        'tinygrad_mb.vae.xǁVAEǁnegative_elbo__mutmut_30',
+        'tinygrad_mb.vae.xǁVAEǁnegative_elbo__mutmut_39',
+    ]),
 ]
 EQUIVALENT: dict[str, str] = {name: why for why, names in EQUIVALENT_GROUPS for name in names}
 
