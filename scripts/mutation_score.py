@@ -318,6 +318,30 @@ EQUIVALENT_GROUPS: list[tuple[str, list[str]]] = [
         'tinygrad_mb.vae.x_aevb_step__mutmut_43',
         'tinygrad_mb.vae.x_binarised_digits__mutmut_2',
     ]),
+    # checkpoint.py and train.py (tests/test_mutants_checkpoint_train.py explains each)
+    ('numpy reads order codes and Python codec names without regard to case; order=None is C order', [
+        'tinygrad_mb.checkpoint.x__pack__mutmut_7',
+        'tinygrad_mb.checkpoint.x__pack__mutmut_22',
+        'tinygrad_mb.checkpoint.x__pack__mutmut_77',
+        'tinygrad_mb.checkpoint.x_checksum__mutmut_18',
+        'tinygrad_mb.checkpoint.x_checksum__mutmut_22',
+        'tinygrad_mb.checkpoint.x_checksum__mutmut_26',
+        'tinygrad_mb.checkpoint.x__read_header__mutmut_19',
+        'tinygrad_mb.checkpoint.x__is_checkpoint_file__mutmut_23',
+    ]),
+    ("a header member claiming exactly the file's size cannot fit beside the zip's own headers", [
+        'tinygrad_mb.checkpoint.x__is_checkpoint_file__mutmut_8',
+    ]),
+    ("allow_pickle=None, or numpy's default: both False", [
+        'tinygrad_mb.checkpoint.x__is_checkpoint_file__mutmut_15',
+        'tinygrad_mb.checkpoint.x__is_checkpoint_file__mutmut_17',
+    ]),
+    ('a one-letter dtype.kind is never "X"', [
+        'tinygrad_mb.train.x_targets_are_class_ids__mutmut_13',
+    ]),
+    ("the data_parallel branch runs only under MPI, whose tests mutation testing leaves out", [
+        *[f'tinygrad_mb.train.xǁTrainerǁgradient__mutmut_{k}' for k in range(2, 10)],
+    ]),
     ('a batch mean added onto per-sample terms, then averaged: the same mean', [
         'tinygrad_mb.vae.xǁVAEǁnegative_elbo__mutmut_30',
         'tinygrad_mb.vae.xǁVAEǁnegative_elbo__mutmut_39',
