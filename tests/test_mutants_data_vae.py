@@ -44,7 +44,7 @@ import pytest
 
 from tinygrad_mb import Tensor, gradcheck, optim
 from tinygrad_mb.checks import describe
-from tinygrad_mb.data import make_moons, make_regression, make_spirals
+from tinygrad_mb.data import batches, make_moons, make_regression, make_spirals
 from tinygrad_mb.vae import VAE, aevb_step, binarised_digits
 
 SEED_RULE = "the seed must be a non-negative int, a numpy Generator or None, got -1 (an int)"
@@ -393,3 +393,26 @@ def test_binarised_digits_turn_on_exactly_the_pixels_above_half_of_the_16_grey_l
     assert X.dtype == np.float64 and X.shape == grey.shape and len(labels) == len(grey)
     assert {8.0, 9.0} <= set(np.unique(grey))  # both sides of the threshold occur
     assert (X[grey <= 8] == 0).all() and (X[grey > 8] == 1).all()
+
+
+# ------------------------------------------------------------------------------ batches
+def test_batches_of_no_samples_are_none_and_batches_of_one_cover_every_sample() -> None:
+    assert list(batches(0, 3)) == []
+    assert [b.tolist() for b in batches(3, 1)] == [[0], [1], [2]]
+    assert sorted(np.concatenate(list(batches(7, 1, shuffle=True, rng=np.random.default_rng(0)))).tolist()) \
+        == list(range(7))
+
+
+@pytest.mark.parametrize("call, message", [
+    (lambda: batches(-1, 2), "batches: n (the number of samples) must be at least 0, got -1"),
+    (lambda: batches(2.5, 2), "batches: n (the number of samples) must be a whole number (an int), got 2.5 (a float)"),
+    (lambda: batches(4, 0), "batches: batch_size must be at least 1, got 0"),
+    (lambda: batches(4, "2"), "batches: batch_size must be a whole number (an int), got '2' (a str)"),
+    (lambda: batches(4, 2, shuffle="yes"), "batches: shuffle must be True or False, got 'yes' (a str)"),
+    (lambda: batches(4, 2, shuffle=True, rng=7),
+     "batches: rng must be a numpy Generator (np.random.default_rng(seed)) or None, got 7 (an int)"),
+])
+def test_batches_refuses_with_the_full_message(call: Any, message: str) -> None:
+    with pytest.raises((TypeError, ValueError)) as info:
+        call()
+    assert str(info.value) == message
