@@ -300,6 +300,35 @@ EQUIVALENT_GROUPS: list[tuple[str, list[str]]] = [
         'tinygrad_mb.minibatch.x_error_first_backward__mutmut_104',
         'tinygrad_mb.minibatch.x_error_first_backward__mutmut_107',
     ]),
+    # functions changed in the second round's reviews
+    ('None for False where only the truth value is used; extra letters that no dtype kind or '
+     'lower-case first letter can match', [
+        'tinygrad_mb.checks.x_any_requires_grad__mutmut_1',
+        'tinygrad_mb.checks.x_with_article__mutmut_7',
+        'tinygrad_mb.checks.x_with_article__mutmut_15',
+        'tinygrad_mb.optim.x__check_step__mutmut_32',
+    ]),
+    ('numpy takes -2 as the one unknown dimension like -1; einsum takes upper-case subscripts', [
+        'tinygrad_mb.minibatch.x__layer_rows__mutmut_47',
+        'tinygrad_mb.minibatch.x_clipped_mean__mutmut_79',
+    ]),
+    ("the noise scale's rounding threshold: < for <=, 4/B, 5B for 4B·eps·Σ‖g_i‖² (the rounding measured is "
+     "at most 0.01 eps·Σ‖g_i‖² at B = 8, a few eps at B = 2: every choice separates it from a signal)", [
+        'tinygrad_mb.minibatch.x_gradient_noise_scale__mutmut_103',
+        'tinygrad_mb.minibatch.x_gradient_noise_scale__mutmut_106',
+        'tinygrad_mb.minibatch.x_gradient_noise_scale__mutmut_107',
+    ]),
+    ("the op name of _layer_rows inside gradient_noise_scale: its own check_per_sample refused first", [
+        'tinygrad_mb.minibatch.x_gradient_noise_scale__mutmut_41',
+        'tinygrad_mb.minibatch.x_gradient_noise_scale__mutmut_47',
+        'tinygrad_mb.minibatch.x_gradient_noise_scale__mutmut_48',
+    ]),
+    ("stacklevel: mutmut's trampoline adds a frame, so the test of the warning's file is skipped under mutmut", [
+        'tinygrad_mb.minibatch.x_gradient_noise_scale__mutmut_93',
+        'tinygrad_mb.minibatch.x_gradient_noise_scale__mutmut_98',
+        'tinygrad_mb.minibatch.x_gradient_noise_scale__mutmut_122',
+        'tinygrad_mb.minibatch.x_gradient_noise_scale__mutmut_123',
+    ]),
     # data.py and vae.py (tests/test_mutants_data_vae.py explains each)
     ('the same arc traversed backwards (t symmetric about π/2), then randomly permuted: the same data set', [
         'tinygrad_mb.data.x_make_moons__mutmut_73',

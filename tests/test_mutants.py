@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import functools
 import os
+import sys
 import warnings
 from collections.abc import Callable
 
@@ -1004,3 +1005,10 @@ def test_record_refuses_a_non_tensor_parent_after_one_that_requires_grad() -> No
 def test_the_article_goes_by_the_sound() -> None:
     assert [with_article(w) for w in ["float", "int", "ndarray", "SGD", "SGLD", "Adam", "MyOptimizer", "str"]] \
         == ["a float", "an int", "an ndarray", "an SGD", "an SGLD", "an Adam", "a MyOptimizer", "a str"]
+
+
+def test_the_largest_float_is_still_a_number_for_counts_and_schedules() -> None:
+    """The bounds are inclusive: a dataset size or a step equal to the largest float is finite."""
+    largest = int(sys.float_info.max)
+    assert optim.SGLD([Tensor([0.0], requires_grad=True)], lr=0.1, dataset_size=largest).dataset_size == largest
+    assert optim.polynomial_decay(sys.float_info.max, 1.0, 1.0, 0.0) == 1.0  # γ = 0: a constant step

@@ -75,7 +75,7 @@ def test_with_the_whole_data_set_the_warning_does_not_ask_for_a_larger_batch() -
     with pytest.warns(RuntimeWarning) as caught:
         assert minibatch.gradient_noise_scale(model, nn.mse_loss, X, y, dataset_size=8) == np.inf
     text = str(caught[0].message)
-    assert "whole data set" in text and "larger batch to measure" not in text
+    assert text.endswith("returning inf (the batch is the whole data set, so no larger batch can tell)"), text
 
 
 def test_gradient_noise_scale_changes_no_grad_even_when_its_warning_is_an_error() -> None:
@@ -116,3 +116,18 @@ def test_gradient_noise_scale_names_itself_for_a_layer_used_twice() -> None:
     model = nn.Sequential(layer, nn.Tanh(), layer)
     with pytest.raises(ValueError, match="^gradient_noise_scale: parameter .* is used by two layers"):
         minibatch.gradient_noise_scale(model, nn.mse_loss, np.ones((3, 2)), np.ones((3, 2)))
+
+
+def test_the_noise_scale_warnings_say_exactly_what_happened() -> None:
+    model, X, y = one_sample_with_a_gradient(2.0)
+    with pytest.warns(RuntimeWarning) as caught:
+        minibatch.gradient_noise_scale(model, nn.mse_loss, X, y)
+    assert str(caught[0].message).endswith("the noise dominates this batch of 2; returning inf (use a larger batch "
+                                           "to measure it)")
+    fitted = nn.Linear(2, 1, rng=0)
+    X2 = np.random.default_rng(0).normal(size=(4, 2))
+    with pytest.warns(RuntimeWarning) as caught:
+        minibatch.gradient_noise_scale(fitted, nn.mse_loss, X2, fitted(X2).data.copy())
+    assert str(caught[0].message) == ("gradient_noise_scale: every sample's gradient is 0 (a perfect fit, or units "
+                                      "that pass no gradient): there is neither signal nor noise to measure; "
+                                      "returning nan")
