@@ -83,7 +83,7 @@ def test_without_a_renderer_display_shows_the_dot_text_and_the_hint(monkeypatch,
     bundle = picture._repr_mimebundle_()
     assert "image/svg+xml" not in bundle
     text = bundle["text/plain"]
-    assert text.splitlines()[0] == f"cannot draw the svg: {INSTALL_HINT}"
+    assert text.splitlines()[0] == f"cannot draw the svg: {INSTALL_HINT} Showing the DOT text instead."
     assert picture.source in text
     assert "pip install pygraphviz" in bundle["text/html"]
 
@@ -95,8 +95,9 @@ def test_without_a_renderer_svg_and_save_raise_one_clear_error(monkeypatch, tmp_
     with pytest.raises(RenderError, match="pip install pygraphviz") as info:
         picture.svg()
     assert_no_chained_traceback(info.value)
-    with pytest.raises(RenderError, match="pip install pygraphviz"):
+    with pytest.raises(RenderError, match="pip install pygraphviz") as info:
         picture.save(tmp_path / "g.png")
+    assert "DOT text instead" not in str(info.value)  # nothing is shown instead, so it must not say so
     assert not (tmp_path / "g.png").exists()
     assert picture.save(tmp_path / "g.dot").read_text() == picture.source  # DOT needs no renderer
 

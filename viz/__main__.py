@@ -105,7 +105,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     if frames:
         print(f"  {args.out / 'backward_steps'}/step_*.svg  {frames} frames of the backward pass")
     if not chosen:
-        print(INSTALL_HINT)
+        print(INSTALL_HINT, "The files hold the DOT text.")
     return 0
 
 

@@ -36,8 +36,9 @@ CHOICES = ("auto", "dot", "pygraphviz", "none")
 FORMATS = ("svg", "png", "pdf")  # what the renderers make; ".dot" files need no renderer
 INSTALL_HINT = (
     "No Graphviz renderer found: `pip install pygraphviz` (or install Graphviz's `dot` program) "
-    "to draw pictures; showing the DOT text instead."
+    "to draw pictures."
 )
+SHOWING_DOT = "Showing the DOT text instead."  # added where the DOT text is shown: a notebook
 # A safety net, far above what a readable picture needs (200 nodes lay out in under a second;
 # a chain of 40,000 takes minutes). Read at each render, so a test can make it tiny.
 RENDER_TIMEOUT_S: float = 300
@@ -246,7 +247,7 @@ class Picture:
         try:
             return {"image/svg+xml": self.svg(), "text/plain": repr(self)}
         except RenderError as exc:
-            hint = str(exc)
+            hint = f"{exc} {SHOWING_DOT}"
             return {
                 "text/plain": f"{hint}\n\n{self.source}",
                 "text/html": f"<p>{html.escape(hint)}</p>\n<pre>{html.escape(self.source)}</pre>",
