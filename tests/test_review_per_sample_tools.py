@@ -131,3 +131,11 @@ def test_the_noise_scale_warnings_say_exactly_what_happened() -> None:
     assert str(caught[0].message) == ("gradient_noise_scale: every sample's gradient is 0 (a perfect fit, or units "
                                       "that pass no gradient): there is neither signal nor noise to measure; "
                                       "returning nan")
+
+
+@pytest.mark.parametrize("tool", [minibatch.per_sample_gradients, minibatch.per_sample_grad_norms])
+def test_a_one_dimensional_batch_is_refused_with_the_shape_it_needs(tool) -> None:
+    """X of shape (3,) fed a Linear(3, 2) as ONE sample: a raw numpy reshape error before."""
+    with pytest.raises(ValueError, match=r"^per_sample_\w+: X must hold one sample per row, shape \(batch, "
+                                         r"features\), got \(3,\); for one feature per sample use X.reshape"):
+        tool(nn.Linear(3, 2, rng=0), nn.mse_loss, np.array([1.0, 2.0, 3.0]), np.zeros((3, 2)))

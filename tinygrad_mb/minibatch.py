@@ -459,6 +459,9 @@ def _layer_rows(model: nn.Module, loss_fn: LossFn, X: np.ndarray, y: np.ndarray,
     Both come as (B, T, features) arrays (T = 1 for a plain batch), in the order the layers run.
     """
     layers = check_per_sample(model, loss_fn, op)
+    if X.ndim < 2:  # a Linear layer would take the whole of X for ONE sample's features
+        raise ValueError(f"{op}: X must hold one sample per row, shape (batch, features), got {shape_str(X.shape)}; "
+                         f"for one feature per sample use X.reshape(-1, 1)")
     B = len(X)
     h = Tensor(X)
     records = []  # (layer, its input h, its output z)
