@@ -368,6 +368,15 @@ EQUIVALENT_GROUPS: list[tuple[str, list[str]]] = [
     ('a one-letter dtype.kind is never "X"', [
         'tinygrad_mb.train.x_targets_are_class_ids__mutmut_13',
     ]),
+    ("Trainer.load: every optimizer here has an lr; UserWarning is warn's default category; stacklevel "
+     "(mutmut's trampoline adds a frame)", [
+        'tinygrad_mb.train.xǁTrainerǁload__mutmut_14',
+        'tinygrad_mb.train.xǁTrainerǁload__mutmut_34',
+        'tinygrad_mb.train.xǁTrainerǁload__mutmut_38',
+        'tinygrad_mb.train.xǁTrainerǁload__mutmut_41',
+        'tinygrad_mb.train.xǁTrainerǁload__mutmut_42',
+        'tinygrad_mb.train.xǁTrainerǁload__mutmut_43',
+    ]),
     ("the data_parallel branch runs only under MPI, whose tests mutation testing leaves out", [
         *[f'tinygrad_mb.train.xǁTrainerǁgradient__mutmut_{k}' for k in range(2, 10)],
     ]),
