@@ -318,11 +318,6 @@ EQUIVALENT_GROUPS: list[tuple[str, list[str]]] = [
         'tinygrad_mb.minibatch.x_gradient_noise_scale__mutmut_106',
         'tinygrad_mb.minibatch.x_gradient_noise_scale__mutmut_107',
     ]),
-    ("the op name of _layer_rows inside gradient_noise_scale: its own check_per_sample refused first", [
-        'tinygrad_mb.minibatch.x_gradient_noise_scale__mutmut_41',
-        'tinygrad_mb.minibatch.x_gradient_noise_scale__mutmut_47',
-        'tinygrad_mb.minibatch.x_gradient_noise_scale__mutmut_48',
-    ]),
     ("stacklevel: mutmut's trampoline adds a frame, so the test of the warning's file is skipped under mutmut", [
         'tinygrad_mb.minibatch.x_gradient_noise_scale__mutmut_93',
         'tinygrad_mb.minibatch.x_gradient_noise_scale__mutmut_98',

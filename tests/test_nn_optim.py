@@ -333,3 +333,13 @@ def test_gradcheck_raises_naming_the_input_and_the_element_of_a_wrong_backward()
     assert "input 1" in message and "'bad'" in message and "element (1, 0)" in message
     assert "analytic" in message and "numeric" in message
     assert isinstance(info.value, AssertionError)  # so pytest reports it as a failed check
+
+
+def test_named_parameters_with_frozen_lists_every_tensor_once_in_order() -> None:
+    """What a data-parallel start copies from rank 0: frozen tensors take part in the forward pass too."""
+    shared = nn.Linear(2, 2, rng=0)
+    shared.bias.requires_grad = False
+    model = nn.Sequential(shared, nn.Tanh(), shared)
+    assert [n for n, _ in model.named_parameters()] == ["layers.0.weight"]
+    assert [(n, t) for n, t in model.named_parameters(frozen=True)] == [
+        ("layers.0.weight", shared.weight), ("layers.0.bias", shared.bias)]

@@ -175,8 +175,8 @@ def data_parallel_gradient(model: nn.Module, loss_fn: nn.LossFn, X_shard: Any, y
         return Gradients([g.copy() for g in grads], buf[LOSS])
 
 
-def agree(comm: MPI.Comm, error: BaseException | None, op: str, what_failed: str, what: str,
-          values: Sequence[Any], fix: str) -> None:
+def agree(comm: MPI.Comm, error: BaseException | None, op: str, what_failed: str, what: str = "",
+          values: Sequence[Any] = (), fix: str = "") -> None:
     """Raise on every rank unless every rank got here without ``error`` and with the same ``values``.
 
     One small all-reduce (the largest of each number): a flag for a failure, and a fingerprint
@@ -241,7 +241,7 @@ def broadcast_parameters(model: nn.Module, comm: MPI.Comm | None = None) -> None
     gradient and their optimizers take the same step, so parameters never need sending again.
     """
     comm = communicator(comm, "broadcast_parameters")
-    tensors = model_tensors(model)
+    tensors = [t for _, t in model.named_parameters(frozen=True)]
     check_same_on_every_rank(comm, "broadcast_parameters", "the model's tensors (shapes, dtypes, which are trainable)",
                              [(t.shape, t.dtype.str, t.requires_grad) for t in tensors],
                              "build the same model on every rank.")
@@ -251,25 +251,6 @@ def broadcast_parameters(model: nn.Module, comm: MPI.Comm | None = None) -> None
     comm.Bcast(flat, root=0)
     for t, value in zip(tensors, _unflatten(flat, tensors)):
         t.data[...] = value
-
-
-def model_tensors(model: nn.Module) -> list[Tensor]:
-    """Every tensor the model holds (trainable or not), once each, in the order of its attributes."""
-    found: dict[int, Tensor] = {}
-    seen: set[int] = set()
-
-    def visit(value: Any) -> None:
-        if isinstance(value, Tensor):
-            found.setdefault(id(value), value)
-        elif isinstance(value, (nn.Module, list, tuple, dict)) and id(value) not in seen:
-            seen.add(id(value))
-            items = vars(value).values() if isinstance(value, nn.Module) else (
-                value.values() if isinstance(value, dict) else value)
-            for item in items:
-                visit(item)
-
-    visit(model)
-    return list(found.values())
 
 
 def abort(comm: MPI.Comm, exc: BaseException) -> None:
@@ -315,8 +296,7 @@ class DataParallel:
 
     def agree(self, error: BaseException | None) -> None:
         """Every rank checked fit's arguments: raise on every rank if any rank refused them."""
-        agree(self.comm, error, "Trainer.fit (data_parallel)", "the checks before training", "", [],
-              "")  # the same (empty) values everywhere: only the failure flag can differ
+        agree(self.comm, error, "Trainer.fit (data_parallel)", "the checks before training")
 
     def start(self, model: nn.Module, optimizer: optim.Optimizer, epochs_done: int, *run: Any) -> None:
         """Check that every rank runs the same training (``run``: X, y, fit's arguments) with the same

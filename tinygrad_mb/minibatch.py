@@ -413,9 +413,8 @@ def gradient_noise_scale(model: nn.Module, loss_fn: LossFn, X: Any, y: Any,
                                      not isinstance(dataset_size, (int, np.integer)) or dataset_size < B):
         raise ValueError(f"gradient_noise_scale: dataset_size must be a whole number N >= the batch size {B} "
                          f"(or None for an endless supply of samples), got {dataset_size!r}")
-    check_per_sample(model, loss_fn, "gradient_noise_scale")  # so its own name is in the error
     params = list(model.parameters())
-    with grads_put_back(params):
+    with grads_put_back(params):  # a refusal inside (a model the formula cannot split) changes nothing either
         rows, _ = _layer_rows(model, loss_fn, X, y, "gradient_noise_scale")
         norms = _norms_of_rows(rows, B, "gradient_noise_scale")
         mean_sq = float(sum(np.sum(p.grad * p.grad) for p in params if p.grad is not None))  # ‖ḡ‖², ḡ in .grad

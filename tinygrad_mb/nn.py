@@ -48,20 +48,24 @@ class Module:
     def __call__(self, *args: Any) -> Tensor:
         return self.forward(*args)
 
-    def named_parameters(self, prefix: str = "") -> Iterator[tuple[str, Tensor]]:
-        """(dotted name, parameter) pairs, in the order the attributes were assigned."""
+    def named_parameters(self, prefix: str = "", frozen: bool = False) -> Iterator[tuple[str, Tensor]]:
+        """(dotted name, parameter) pairs, in the order the attributes were assigned.
+
+        ``frozen=True`` lists the tensors that do not require grad as well: every tensor the
+        model holds, as needed to copy a whole model to another process.
+        """
         seen: set[int] = set()
-        for name, p in self._walk(prefix, set()):
+        for name, p in self._walk(prefix, set(), frozen):
             if id(p) not in seen:  # a parameter shared by two layers is listed once
                 seen.add(id(p))
                 yield name, p
 
-    def _walk(self, prefix: str, visited: set[int]) -> Iterator[tuple[str, Tensor]]:
+    def _walk(self, prefix: str, visited: set[int], frozen: bool) -> Iterator[tuple[str, Tensor]]:
         if id(self) in visited:  # met before: a shared layer, or a cycle (a child that holds its parent)
             return
         visited.add(id(self))
         for attr, value in vars(self).items():
-            yield from _parameters_in(value, prefix + attr, visited)
+            yield from _parameters_in(value, prefix + attr, visited, frozen)
 
     def parameters(self) -> list[Tensor]:
         """The trainable tensors, layer by layer, weight before bias."""
@@ -128,17 +132,17 @@ class Module:
         return f"{type(self).__name__}()"
 
 
-def _parameters_in(value: Any, name: str, visited: set[int]) -> Iterator[tuple[str, Tensor]]:
+def _parameters_in(value: Any, name: str, visited: set[int], frozen: bool) -> Iterator[tuple[str, Tensor]]:
     if isinstance(value, Tensor):
-        if value.requires_grad:
+        if value.requires_grad or frozen:
             yield name, value
     elif isinstance(value, Module):
-        yield from value._walk(name + ".", visited)
+        yield from value._walk(name + ".", visited, frozen)
     elif isinstance(value, (list, tuple, dict)) and id(value) not in visited:  # a list holding itself: once
         visited.add(id(value))
         items = value.items() if isinstance(value, dict) else enumerate(value)
         for key, item in items:
-            yield from _parameters_in(item, f"{name}.{key}", visited)
+            yield from _parameters_in(item, f"{name}.{key}", visited, frozen)
 
 
 def linear(x: ArrayLike, weight: Tensor, bias: Tensor | None = None) -> Tensor:
